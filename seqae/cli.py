@@ -1,0 +1,168 @@
+"""The ``seqae`` command.
+
+    seqae list                                   recipes, their configs, registered components
+    seqae run RECIPE [--config NAME] [k=v ...]   run a recipe (also under torchrun)
+
+A recipe is a script ``recipes/NAME.py`` with a ``main(cfg: dict)`` function; its configs are
+``recipes/configs/*.yaml``, the default being ``NAME.yaml``. ``key=value`` overrides use dotted
+keys (``train.lr=3e-4``); a key the config does not have is rejected with the list of valid keys.
+Plugins add subcommands by registering a ``cli`` component: a function ``add_parser(subparsers)``
+that adds a parser whose ``func`` default takes the parsed arguments.
+
+Under torchrun the same command runs on every process:
+
+    torchrun --nproc_per_node=2 -m seqae.cli run vae_digits
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["main", "recipes_dir", "find_recipe", "find_config", "load_recipe", "run_recipe"]
+
+
+def recipes_dir() -> Path:
+    """Where recipes live: ``$SEQAE_RECIPES_DIR`` or the ``recipes/`` folder of the source tree."""
+    env = os.environ.get("SEQAE_RECIPES_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def available_recipes() -> dict[str, Path]:
+    """Recipe name -> script path."""
+    root = recipes_dir()
+    if not root.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(root.glob("*.py")) if not p.name.startswith("_")}
+
+
+def available_configs(recipe: str | None = None) -> list[str]:
+    """Config names (``recipes/configs/*.yaml`` stems), those of one recipe when given."""
+    root = recipes_dir() / "configs"
+    names = sorted(p.stem for p in root.glob("*.yaml")) if root.is_dir() else []
+    if recipe is not None:
+        names = [n for n in names if n == recipe or n.startswith(recipe + "_")]
+    return names
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe by name (``recipes/NAME.py``) or by path to a script."""
+    path = Path(name)
+    if path.suffix == ".py" and path.is_file():
+        return path
+    recipes = available_recipes()
+    if name not in recipes:
+        raise SystemExit(
+            f"seqae: unknown recipe {name!r}; available recipes: {', '.join(recipes) or '(none found in ' + str(recipes_dir()) + ')'}"
+        )
+    return recipes[name]
+
+
+def find_config(recipe: str, config: str | None) -> Path:
+    """The YAML config: ``--config`` as a path or a name in ``recipes/configs``, else ``RECIPE.yaml``."""
+    name = config or Path(recipe).stem
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise SystemExit(f"seqae: config file {path} not found")
+        return path
+    candidate = recipes_dir() / "configs" / f"{name}.yaml"
+    if not candidate.is_file():
+        raise SystemExit(
+            f"seqae: no config named {name!r}; configs for {Path(recipe).stem}: "
+            f"{', '.join(available_configs(Path(recipe).stem)) or '(none)'}"
+        )
+    return candidate
+
+
+def load_recipe(path: Path) -> ModuleType:
+    """Import a recipe script as a module (it is not part of the package)."""
+    spec = importlib.util.spec_from_file_location(f"seqae_recipe_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"seqae: cannot import recipe {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "main", None)):
+        raise SystemExit(f"seqae: recipe {path} has no main(cfg) function")
+    return module
+
+
+def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[str] = ()) -> Any:
+    """Load a recipe and its config, apply ``key=value`` overrides, and call ``main(cfg)``."""
+    from seqae.config import ConfigError, apply_overrides, load_config, parse_overrides
+
+    script = find_recipe(recipe)
+    cfg_path = find_config(str(script), config)
+    try:
+        cfg = apply_overrides(load_config(cfg_path), parse_overrides(list(overrides)))
+    except ConfigError as exc:
+        raise SystemExit(f"seqae: {exc}") from None
+    return load_recipe(script).main(cfg)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from seqae import registry
+
+    print("recipes (seqae run NAME [--config CONFIG] [key=value ...]):")
+    for name in available_recipes():
+        print(f"  {name:<24} configs: {', '.join(available_configs(name)) or '(none)'}")
+    print("components:")
+    for kind, names in registry.names().items():
+        print(f"  {kind:<12} {', '.join(names)}")
+    print(f"plugins: {', '.join(registry.REGISTRY.plugins)}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    run_recipe(args.recipe, config=args.config, overrides=args.overrides)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from seqae import registry
+
+    parser = argparse.ArgumentParser(prog="seqae", description="Autoencoder recipes and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="list recipes, configs and registered components")
+    p_list.set_defaults(func=_cmd_list)
+
+    p_run = sub.add_parser("run", help="run a recipe")
+    p_run.add_argument("recipe", help="recipe name (see `seqae list`) or path to a recipe script")
+    p_run.add_argument(
+        "--config", default=None, help="config name in recipes/configs or a YAML path"
+    )
+    p_run.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, dotted keys"
+    )
+    p_run.set_defaults(func=_cmd_run)
+
+    for name in registry.names("cli"):
+        registry.get("cli", name)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may follow options (`run r --config c a=1`), which argparse's
+    # positional matching cannot take after an option: collect those leftovers here.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "run" or any(
+            "=" not in e or e.startswith("-") for e in extra
+        ):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""YAML configs with ``key=value`` command-line overrides.
+
+A recipe's YAML file is its own schema: an override may only set a key the file already has
+(plus a few keys the recipe allows explicitly, such as ``output_dir`` or ``resume``), and the
+new value must have the default's type. Typos and type slips therefore fail at start-up with a
+message that lists what is valid, not three hours into a run.
+
+    cfg = load_config("recipes/configs/vae_mnist.yaml")
+    cfg = apply_overrides(cfg, parse_overrides(["optim.lr=3e-4", "model.latent_dim=16"]),
+                          extra_keys=("output_dir", "resume"))
+    save_config(cfg, run_dir / "config.yaml")
+
+Values are parsed with YAML rules (``3`` is an int, ``1e-3`` a float, ``[1,2]`` a list,
+``null`` None, ``foo`` a string). Unlike plain PyYAML, exponent floats without a dot
+(``1e-3``, ``5E4``) are floats, both in files and in overrides.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "load_config",
+    "parse_overrides",
+    "apply_overrides",
+    "save_config",
+    "config_keys",
+]
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message says which and why."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.2 behaviour)."""
+
+
+_FLOAT_RE = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file whose top level is a mapping.
+
+    Raises:
+        ConfigError: The file is missing, empty, not valid YAML, or not a mapping; the message
+            names the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    try:
+        data = _yaml_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        raise ConfigError(f"config file {path} is empty; it must contain a YAML mapping")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must contain a YAML mapping at the top level, "
+            f"got a {type(data).__name__}"
+        )
+    return data
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``["a.b=3", "lr=1e-3", "name=foo", "sizes=[1,2]"]`` into ``{dotted_key: value}``.
+
+    Values are YAML scalars/flow collections; ``key=`` gives None. Later duplicates win.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-3)")
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override {item!r} has an empty key or key segment")
+        try:
+            parsed[key] = _yaml_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return parsed
+
+
+def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key of ``cfg``, mappings and leaves alike, in file order."""
+    keys: list[str] = []
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, Mapping):
+            keys.extend(config_keys(value, dotted + "."))
+    return keys
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Check ``value`` against the type of ``default``; return the value to store."""
+    if default is None or value is None:  # null defaults take anything; null disables a key
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    elif isinstance(default, int) and isinstance(value, int | float):
+        return value  # an int default may become a float (e.g. lr: 1 -> 0.5)
+    elif (
+        isinstance(default, Mapping)
+        and isinstance(value, Mapping)  # merged key by key by the caller
+        or type(default) is type(value)  # str for str, list for list, ...
+    ):
+        return value
+    hint = " (quote it, e.g. key='123', to pass a string)" if isinstance(default, str) else ""
+    raise ConfigError(
+        f"override {key}={value!r} has type {_type_name(value)}, but the config's value "
+        f"{default!r} has type {_type_name(default)}{hint}"
+    )
+
+
+def _unknown_key_error(key: str, cfg: Mapping[str, Any], extra_keys: Sequence[str]) -> ConfigError:
+    valid = config_keys(cfg) + [k for k in extra_keys if k not in cfg]
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(valid)}")
+
+
+def apply_overrides(
+    cfg: Mapping[str, Any],
+    overrides: Mapping[str, Any] | Iterable[str],
+    *,
+    extra_keys: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Return a copy of ``cfg`` with ``overrides`` applied; ``cfg`` itself is not changed.
+
+    Args:
+        cfg: The loaded config (its keys and value types are the schema).
+        overrides: ``{dotted_key: value}`` from :func:`parse_overrides`, or the raw
+            ``key=value`` strings.
+        extra_keys: Dotted keys that may be set even though the config lacks them (e.g.
+            ``("output_dir", "resume")``). Keys under them (``extra.anything``) are allowed
+            too. Where the config lacks such a key its value is not type-checked; where the
+            config has it, the usual checks apply.
+
+    Raises:
+        ConfigError: A key is not in the config (the message lists the valid keys) or a
+            value's type differs from the config's (ints may become floats; ``null`` is
+            accepted anywhere; a mapping override is merged key by key with the same checks).
+    """
+    if not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    allowed = tuple(extra_keys)
+    result = copy.deepcopy(dict(cfg))
+    for dotted, value in overrides.items():
+        _set(result, dotted, value, root=cfg, allowed=allowed)
+    return result
+
+
+def _is_extra(dotted: str, allowed: Sequence[str]) -> bool:
+    return any(dotted == k or dotted.startswith(k + ".") for k in allowed)
+
+
+def _set(
+    target: dict[str, Any],
+    dotted: str,
+    value: Any,
+    *,
+    root: Mapping[str, Any],
+    allowed: Sequence[str],
+) -> None:
+    *parents, leaf = dotted.split(".")
+    node: Any = target
+    for depth, part in enumerate([*parents, leaf]):
+        if not isinstance(node, dict):
+            raise ConfigError(
+                f"cannot set {dotted!r}: {'.'.join(parents[:depth])!r} has type "
+                f"{_type_name(node)}, not a mapping"
+            )
+        if part not in node:
+            if not _is_extra(dotted, allowed):
+                raise _unknown_key_error(dotted, root, allowed)
+            if depth == len(parents):
+                node[part] = copy.deepcopy(value)  # an allowed extra key: not type-checked
+                return
+            node[part] = {}
+        elif depth == len(parents):
+            current = node[part]
+            checked = _coerce(dotted, current, value)
+            if isinstance(current, Mapping) and isinstance(checked, Mapping):
+                for sub_key, sub_value in checked.items():
+                    _set(target, f"{dotted}.{sub_key}", sub_value, root=root, allowed=allowed)
+            else:
+                node[part] = copy.deepcopy(checked)
+            return
+        node = node[part]
+
+
+def save_config(
+    cfg: Mapping[str, Any], path: str | os.PathLike[str], *, header: str | None = None
+) -> Path:
+    """Write ``cfg`` as YAML to ``path`` atomically, keys in their original order.
+
+    Args:
+        cfg: The config (plain YAML-representable values).
+        path: Destination file.
+        header: Optional comment written first (each line prefixed with ``# ``), e.g. the
+            command that runs the recipe.
+
+    Writes unconditionally; guard with ``if ctx.is_main`` under torchrun.
+    """
+    from seqae.training.checkpoint import atomic_write_text
+
+    try:
+        body = yaml.safe_dump(dict(cfg), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"config cannot be written as YAML ({exc}); use plain numbers, strings, lists and "
+            "mappings (e.g. str(path) for a Path)"
+        ) from exc
+    if header:
+        body = "".join(f"# {line}\n" for line in header.splitlines()) + body
+    return atomic_write_text(path, body)

@@ -1,0 +1,396 @@
+"""The autoencoder: encoder + bottleneck + decoder, and an observation model.
+
+Reads top to bottom: build (``__init__`` / ``from_config``), the forward pass, the tutorial's
+uses (``reconstruct``, ``sample``, ``interpolate``), the likelihood, and saving/loading.
+
+    >>> model = Autoencoder.from_config({
+    ...     "encoder": {"name": "mlp", "in_dim": 64, "hidden": [256, 128], "out_dim": 32},
+    ...     "bottleneck": {"name": "gaussian", "in_dim": 32, "latent_dim": 8},
+    ...     "decoder": {"name": "mlp", "in_dim": 8, "hidden": [128, 256], "out_dim": 64},
+    ... })
+    >>> out = model(x)                       # AutoencoderOutput(x_hat, z, loss, info)
+    >>> model.save_pretrained("vae/")        # config.json + model.safetensors
+    >>> same = Autoencoder.from_pretrained("vae/")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqae.core import losses
+from seqae.core.base import BottleneckOutput
+
+__all__ = ["Autoencoder", "AutoencoderOutput", "slerp", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+_OPTION_KEYS = ("likelihood", "sigma", "learn_sigma", "sigma_shape", "noise", "noise_kind")
+
+Likelihood = Literal["gaussian", "bernoulli"]
+
+
+@dataclass
+class AutoencoderOutput:
+    """Result of :meth:`Autoencoder.forward`.
+
+    Attributes:
+        x_hat: Decoder output (the mean for a Gaussian likelihood, logits for Bernoulli). With
+            ``num_samples = m`` latent samples it has ``m * B`` rows, sample-major.
+        z: The code given to the decoder.
+        loss: The bottleneck's own loss term (KL, commitment, ...), unweighted.
+        info: The bottleneck's detached diagnostics.
+    """
+
+    x_hat: Tensor
+    z: Tensor
+    loss: Tensor
+    info: dict[str, Tensor] = field(default_factory=dict)
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation between rows of ``a`` and ``b`` (White 2016, arXiv 1609.04468).
+
+    ``a``, ``b``: ``(B, ...)``; ``t``: ``(S,)`` in [0, 1]. Returns ``(S, B, ...)``. Falls back to
+    linear interpolation where the two vectors are (anti)parallel.
+    """
+    a_flat, b_flat = a.flatten(1), b.flatten(1)  # (B, D)
+    cos = torch.nn.functional.cosine_similarity(a_flat, b_flat, dim=1).clamp(-1.0, 1.0)  # (B,)
+    omega = torch.acos(cos)
+    so = torch.sin(omega)
+    t = t.view(-1, 1).to(a)  # (S, 1)
+    linear = (1 - t)[..., None] * a_flat + t[..., None] * b_flat  # (S, B, D)
+    safe = so.abs() > 1e-6
+    so_safe = torch.where(safe, so, torch.ones_like(so))
+    wa = torch.sin((1 - t) * omega) / so_safe  # (S, B)
+    wb = torch.sin(t * omega) / so_safe
+    spherical = wa[..., None] * a_flat + wb[..., None] * b_flat
+    out = torch.where(safe[None, :, None], spherical, linear)
+    return out.view(t.shape[0], *a.shape)
+
+
+class Autoencoder(nn.Module):
+    """Encoder, bottleneck and decoder, with the likelihood used to score reconstructions.
+
+    The plain AE is an :class:`~seqae.core.identity.IdentityBottleneck`, the VAE a
+    :class:`~seqae.core.gaussian.GaussianBottleneck`, the VQ-VAE a
+    :class:`~seqae.core.vq.VectorQuantizer`; binary and one-hot codes likewise.
+
+    Args:
+        encoder: Maps inputs ``x`` to features ``h``.
+        bottleneck: Maps ``h`` to ``BottleneckOutput(z, loss, info)``.
+        decoder: Maps codes ``z`` to ``x_hat``.
+        likelihood: Observation model p(x|z): ``"gaussian"`` (decoder gives the mean) or
+            ``"bernoulli"`` (decoder gives logits; data in [0, 1]).
+        sigma: Standard deviation of the Gaussian likelihood (initial value when learned).
+        learn_sigma: Learn log sigma as a parameter (sigma-VAE, Rybkin et al. 2021,
+            arXiv 2006.13202), shared across features unless ``sigma_shape`` says otherwise.
+        sigma_shape: Shape of the learned log sigma, broadcast against one example, e.g. ``()``
+            for one shared value or ``(64,)`` for one per feature.
+        noise: Corruption level for a denoising autoencoder (Vincent et al. 2008): applied to
+            the input in training mode only; the loss still compares with the clean input.
+        noise_kind: ``"gaussian"`` (additive, std = noise) or ``"masking"`` (each input value
+            zeroed with probability noise).
+    """
+
+    def __init__(
+        self,
+        *,
+        encoder: nn.Module,
+        bottleneck: nn.Module,
+        decoder: nn.Module,
+        likelihood: Likelihood = "gaussian",
+        sigma: float = 1.0,
+        learn_sigma: bool = False,
+        sigma_shape: tuple[int, ...] | list[int] = (),
+        noise: float = 0.0,
+        noise_kind: Literal["gaussian", "masking"] = "gaussian",
+    ) -> None:
+        super().__init__()
+        if likelihood not in ("gaussian", "bernoulli"):
+            raise ValueError(
+                f"unknown likelihood {likelihood!r}; expected 'gaussian' or 'bernoulli'"
+            )
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        if noise < 0 or (noise_kind == "masking" and noise >= 1):
+            raise ValueError(f"noise level {noise} is out of range for {noise_kind!r} corruption")
+        if noise_kind not in ("gaussian", "masking"):
+            raise ValueError(f"unknown noise_kind {noise_kind!r}; expected 'gaussian' or 'masking'")
+        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
+        self.likelihood = likelihood
+        self.noise, self.noise_kind = float(noise), noise_kind
+        self.options: dict[str, Any] = {
+            "likelihood": likelihood,
+            "sigma": float(sigma),
+            "learn_sigma": bool(learn_sigma),
+            "sigma_shape": list(sigma_shape),
+            "noise": float(noise),
+            "noise_kind": noise_kind,
+        }
+        log_sigma = torch.full(tuple(sigma_shape), math.log(sigma))
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Autoencoder:
+        """Build from a spec: ``{"encoder": spec, "bottleneck": spec, "decoder": spec, **options}``.
+
+        Each spec is ``{"name": registered_name, **constructor_kwargs}``; options are this
+        class's keyword arguments (likelihood, sigma, ...).
+        """
+        from seqae import registry
+
+        config = dict(config or {}, **kwargs)
+        config.pop("name", None)
+        missing = [k for k in ("encoder", "bottleneck", "decoder") if k not in config]
+        if missing:
+            raise ValueError(
+                f"autoencoder config is missing {missing}; it needs encoder, bottleneck and decoder specs"
+            )
+        unknown = sorted(set(config) - {"encoder", "bottleneck", "decoder", *_OPTION_KEYS})
+        if unknown:
+            raise ValueError(
+                f"unknown autoencoder config keys {unknown}; valid keys: encoder, bottleneck, decoder, {', '.join(_OPTION_KEYS)}"
+            )
+        options = {k: config[k] for k in _OPTION_KEYS if k in config}
+        return cls(
+            encoder=registry.build("encoder", config["encoder"]),
+            bottleneck=registry.build("bottleneck", config["bottleneck"]),
+            decoder=registry.build("decoder", config["decoder"]),
+            **options,
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The JSON-able spec that rebuilds this model with :meth:`from_config`."""
+        parts = {}
+        for part in ("encoder", "bottleneck", "decoder"):
+            spec = getattr(getattr(self, part), "seqae_spec", None)
+            if spec is None:
+                raise TypeError(
+                    f"the {part} ({type(getattr(self, part)).__name__}) was not built from a registry spec, "
+                    "so it cannot be described in config.json; build the model with Autoencoder.from_config "
+                    "or the part with seqae.registry.build"
+                )
+            parts[part] = copy.deepcopy(spec)
+        return {"model": "autoencoder", **parts, **copy.deepcopy(self.options)}
+
+    # -- forward -----------------------------------------------------------------------------
+    def corrupt(self, x: Tensor) -> Tensor:
+        """The denoising autoencoder's corruption of its input (identity when noise = 0)."""
+        if self.noise == 0.0:
+            return x
+        if self.noise_kind == "gaussian":
+            return x + self.noise * torch.randn_like(x)
+        return x * (torch.rand_like(x) >= self.noise).to(x.dtype)
+
+    def encode(self, x: Tensor) -> BottleneckOutput:
+        """``x -> BottleneckOutput(z, loss, info)``. Deterministic in eval mode."""
+        _check_finite_input(x)
+        return self.bottleneck(self.encoder(x))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``z -> x_hat`` (Gaussian mean, or Bernoulli logits)."""
+        return self.decoder(z)
+
+    def forward(self, x: Tensor) -> AutoencoderOutput:
+        x_in = self.corrupt(x) if self.training else x
+        out = self.encode(x_in)
+        return AutoencoderOutput(x_hat=self.decode(out.z), z=out.z, loss=out.loss, info=out.info)
+
+    # -- the tutorial's uses ------------------------------------------------------------------
+    def mean(self, x_hat: Tensor) -> Tensor:
+        """Mean of p(x|z) given the decoder's output: the reconstruction a person looks at."""
+        return torch.sigmoid(x_hat) if self.likelihood == "bernoulli" else x_hat
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Deterministic reconstruction (eval-mode code, likelihood mean)."""
+        with _eval_mode(self):
+            return self.mean(self.decode(self.encode(x).z))
+
+    @torch.no_grad()
+    def sample(self, n: int, **prior_kwargs: Any) -> Tensor:
+        """Decode ``n`` codes drawn from the bottleneck's prior (VAE, VQ, binary, one-hot)."""
+        sample_prior = getattr(self.bottleneck, "sample_prior", None)
+        if sample_prior is None:
+            raise TypeError(
+                f"{type(self.bottleneck).__name__} has no prior to sample from; "
+                "use a Gaussian, VQ, binary or one-hot bottleneck"
+            )
+        device = next(self.parameters()).device
+        with _eval_mode(self):
+            return self.mean(self.decode(sample_prior(n, device=device, **prior_kwargs)))
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        x_a: Tensor,
+        x_b: Tensor,
+        *,
+        steps: int = 8,
+        method: Literal["linear", "slerp"] = "linear",
+    ) -> Tensor:
+        """Decode codes on the path between the codes of ``x_a`` and ``x_b``.
+
+        ``x_a``, ``x_b``: ``(B, ...)`` pairs. Returns ``(steps, B, ...)``: row 0 reconstructs
+        ``x_a``, the last row ``x_b``. Spherical interpolation suits Gaussian priors, whose mass
+        lies near a sphere in high dimension.
+        """
+        if steps < 2:
+            raise ValueError(f"steps must be at least 2, got {steps}")
+        if x_a.shape != x_b.shape:
+            raise ValueError(
+                f"x_a and x_b must have the same shape, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
+            )
+        with _eval_mode(self):
+            z_a, z_b = self.encode(x_a).z, self.encode(x_b).z
+            t = torch.linspace(0.0, 1.0, steps, device=z_a.device)
+            if method == "linear":
+                path = torch.lerp(z_a[None], z_b[None], t.view(-1, *([1] * z_a.dim())))
+            elif method == "slerp":
+                path = slerp(z_a, z_b, t)
+            else:
+                raise ValueError(f"unknown interpolation {method!r}; expected 'linear' or 'slerp'")
+            x_hat = self.mean(self.decode(path.flatten(0, 1)))
+        return x_hat.view(steps, x_a.shape[0], *x_hat.shape[1:])
+
+    # -- likelihood ---------------------------------------------------------------------------
+    def log_likelihood(self, x_hat: Tensor, x: Tensor) -> Tensor:
+        """log p(x | z) per example, ``(B,)`` in nats, summed over every data dimension.
+
+        When ``x_hat`` holds ``m`` samples per input (``m * B`` rows), ``x`` is repeated to match.
+        """
+        if x_hat.shape[0] != x.shape[0]:
+            if x_hat.shape[0] % x.shape[0]:
+                raise ValueError(
+                    f"x_hat has {x_hat.shape[0]} rows, not a multiple of the batch {x.shape[0]}"
+                )
+            x = x.repeat(x_hat.shape[0] // x.shape[0], *([1] * (x.dim() - 1)))
+        x_hat = x_hat.reshape(x.shape) if x_hat.numel() == x.numel() else x_hat
+        if x_hat.shape != x.shape:
+            raise ValueError(
+                f"decoder output shape {tuple(x_hat.shape)} does not match data shape {tuple(x.shape)}"
+            )
+        if self.likelihood == "bernoulli":
+            return -losses.bce_with_logits(x_hat, x, reduction="per_example")
+        return -losses.gaussian_nll(x_hat, x, log_sigma=self.log_sigma, reduction="per_example")
+
+    def reconstruction_loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
+        """-log p(x|z) averaged over the batch: the ELBO's reconstruction term, nats per example."""
+        return -self.log_likelihood(x_hat, x).mean()
+
+    # -- saving and loading -------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
+        from seqae.training.checkpoint import atomic_write_json, save_safetensors_atomic
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {**self.config, "format_version": FORMAT_VERSION}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_safetensors_atomic(tensors, directory / WEIGHTS_NAME)
+        atomic_write_json(directory / CONFIG_NAME, config)
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
+    ) -> Autoencoder:
+        """Rebuild a model saved by :meth:`save_pretrained`; refuses weights of another model."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path} not found: a saved seqae model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+                )
+        try:
+            config = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"{config_path} is not valid JSON ({exc}); the file is corrupt"
+            ) from exc
+        if not isinstance(config, dict) or config.get("model") != "autoencoder":
+            raise ValueError(
+                f'{config_path} does not describe a seqae autoencoder (expected "model": "autoencoder")'
+            )
+        if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ValueError(
+                f"{directory} was saved by a newer seqae (format {config['format_version']})"
+            )
+        config = {k: v for k, v in config.items() if k not in ("model", "format_version")}
+        model = cls.from_config(config)
+        try:
+            state = load_file(str(weights_path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(
+                f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or truncated"
+            ) from exc
+        load_state_dict_strict(model, state, source=str(weights_path))
+        return model.to(map_location)
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
+    """Load ``state`` into ``model``, naming every missing, unexpected or mis-shaped tensor."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mis_shaped = sorted(
+        f"{k}: saved {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
+    if missing or unexpected or mis_shaped:
+        lines = [f"{source} holds weights of a different model:"]
+        for title, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", mis_shaped),
+        ):
+            if items:
+                shown = ", ".join(items[:8]) + (
+                    f", ... ({len(items)} in all)" if len(items) > 8 else ""
+                )
+                lines.append(f"  {title}: {shown}")
+        raise ValueError("\n".join(lines))
+    model.load_state_dict(state, strict=True)
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Temporarily put ``module`` in eval mode, restoring each submodule's own mode after."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes.items():
+            m.train(mode)
+
+
+def _check_finite_input(x: Tensor) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(
+            f"input holds {bad} NaN or infinite values; clean the data before encoding"
+        )

@@ -1,0 +1,23 @@
+"""seqae's built-in core components, registered through the ``seqae.plugins`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(registry: Any) -> None:
+    """Register the core encoders, decoders, bottlenecks and models."""
+    from seqae.core import binary, gaussian, identity, model, nets, onehot, vq
+
+    registry.register("bottleneck", "identity", identity.IdentityBottleneck)
+    registry.register("bottleneck", "gaussian", gaussian.GaussianBottleneck)
+    registry.register("bottleneck", "vq", vq.VectorQuantizer)
+    registry.register("bottleneck", "binary", binary.BinaryBottleneck)
+    registry.register("bottleneck", "onehot", onehot.OneHotBottleneck)
+
+    for name, factory in nets.ENCODERS.items():
+        registry.register("encoder", name, factory)
+    for name, factory in nets.DECODERS.items():
+        registry.register("decoder", name, factory)
+
+    registry.register("model", "autoencoder", model.Autoencoder.from_config)

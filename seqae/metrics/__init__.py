@@ -1,0 +1,43 @@
+"""Evaluation metrics: reconstruction error, log-likelihood, codebook usage.
+
+All run without gradients and accept batches on any device; models are duck-typed (see each
+module's docstring for what it calls).
+"""
+
+from seqae.metrics.codebook import (
+    CodebookUsage,
+    code_histogram,
+    codebook_perplexity,
+    codebook_usage,
+    perplexity_from_counts,
+)
+from seqae.metrics.likelihood import (
+    DEFAULT_NUM_SAMPLES,
+    elbo,
+    importance_sampled_nll,
+    log_importance_weights,
+)
+from seqae.metrics.reconstruction import (
+    ReconstructionError,
+    evaluating,
+    iter_batches,
+    model_device,
+    reconstruction_error,
+)
+
+__all__ = [
+    "DEFAULT_NUM_SAMPLES",
+    "CodebookUsage",
+    "ReconstructionError",
+    "code_histogram",
+    "codebook_perplexity",
+    "codebook_usage",
+    "elbo",
+    "evaluating",
+    "importance_sampled_nll",
+    "iter_batches",
+    "log_importance_weights",
+    "model_device",
+    "perplexity_from_counts",
+    "reconstruction_error",
+]

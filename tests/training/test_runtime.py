@@ -1,0 +1,130 @@
+"""Seeding, devices, autocast, RNG snapshots and finite checks."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from seqae.training import (
+    NonFiniteLossError,
+    autocast_context,
+    capture_rng_state,
+    check_finite,
+    get_device,
+    restore_rng_state,
+    seed_everything,
+)
+
+
+def _draw() -> tuple[float, float, float]:
+    return random.random(), float(np.random.rand()), float(torch.rand(()))
+
+
+def test_seed_everything_reproduces_every_stream() -> None:
+    gen = seed_everything(123)
+    first = _draw(), torch.rand(3, generator=gen)
+    gen = seed_everything(123)
+    second = _draw(), torch.rand(3, generator=gen)
+    assert first[0] == second[0]
+    assert torch.equal(first[1], second[1])
+    seed_everything(124)
+    assert _draw() != first[0]
+
+
+def test_seed_everything_deterministic_flag() -> None:
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_rng_state_round_trips_through_weights_only_load(tmp_path) -> None:
+    seed_everything(5)
+    random.gauss(0, 1)  # leaves a cached gaussian in Python's state
+    np.random.randn()  # ... and in NumPy's
+    state = capture_rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    expected = [_draw() for _ in range(3)], random.gauss(0, 1), float(np.random.randn())
+
+    seed_everything(999)  # scramble
+    restore_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    got = [_draw() for _ in range(3)], random.gauss(0, 1), float(np.random.randn())
+    assert got == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the CPU-only fallback")
+def test_restore_cuda_state_on_cpu_machine_warns() -> None:
+    state = capture_rng_state()
+    state["cuda"] = [torch.zeros(16, dtype=torch.uint8)]
+    with pytest.warns(UserWarning, match="CUDA is not available"):
+        restore_rng_state(state)
+
+
+def test_get_device() -> None:
+    assert get_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device preference"):
+        get_device("tpu")
+    if torch.cuda.is_available():
+        assert get_device("auto").type == "cuda"
+    else:
+        assert get_device("auto") == torch.device("cpu")
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            get_device("cuda")
+
+
+def test_autocast_is_a_noop_on_cpu() -> None:
+    ctx = autocast_context(torch.device("cpu"))
+    assert isinstance(ctx, contextlib.nullcontext)
+    with ctx:
+        out = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_autocast_uses_bf16_on_cuda() -> None:
+    with autocast_context(torch.device("cuda")):
+        out = torch.ones(2, 2, device="cuda") @ torch.ones(2, 2, device="cuda")
+    assert out.dtype == torch.bfloat16
+    with autocast_context(torch.device("cuda"), enabled=False):
+        out = torch.ones(2, 2, device="cuda") @ torch.ones(2, 2, device="cuda")
+    assert out.dtype == torch.float32
+
+
+def test_check_finite_passes_finite_values() -> None:
+    check_finite(torch.tensor(1.5), step=0)
+    check_finite(2.0, step=0)
+    check_finite({"rec": torch.tensor(1.0), "kl": 0.5, "note": "ignored"}, step=0)
+
+
+def test_check_finite_names_the_term_step_and_checkpoint() -> None:
+    with pytest.raises(NonFiniteLossError) as info:
+        check_finite(
+            {"rec": torch.tensor(1.0), "kl": torch.tensor(float("nan"))},
+            step=120,
+            last_checkpoint="runs/x/checkpoints/step_00000100.pt",
+        )
+    err = info.value
+    assert (err.step, err.name) == (120, "kl")
+    assert np.isnan(err.value)
+    assert "loss 'kl' became nan at step 120" in str(err)
+    assert "runs/x/checkpoints/step_00000100.pt" in str(err)
+
+
+def test_check_finite_single_tensor_and_float() -> None:
+    with pytest.raises(NonFiniteLossError, match="loss 'loss' became inf at step 3") as info:
+        check_finite(torch.tensor([1.0, float("inf")]), step=3)
+    assert "no checkpoint had been saved yet" in str(info.value)
+    with pytest.raises(NonFiniteLossError, match="'total' became -inf"):
+        check_finite({"total": float("-inf")}, step=1)
+
+
+def test_non_finite_error_pickles() -> None:
+    err = NonFiniteLossError(7, "rec", float("nan"), "a/b.pt")
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.step, again.name, str(again)) == (7, "rec", str(err))
