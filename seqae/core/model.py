@@ -19,7 +19,7 @@ import contextlib
 import copy
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,13 @@ from torch import Tensor, nn
 
 from seqae.core import losses
 from seqae.core.base import BottleneckOutput
+
+
+def registry_build(kind: str, spec: Mapping[str, Any]) -> Any:
+    from seqae import registry  # imported late: the registry loads plugins that import this module
+
+    return registry.build(kind, spec)
+
 
 __all__ = ["Autoencoder", "AutoencoderOutput", "slerp", "CONFIG_NAME", "WEIGHTS_NAME"]
 
@@ -152,8 +159,6 @@ class Autoencoder(nn.Module):
         Each spec is ``{"name": registered_name, **constructor_kwargs}``; options are this
         class's keyword arguments (likelihood, sigma, ...).
         """
-        from seqae import registry
-
         config = dict(config or {}, **kwargs)
         config.pop("name", None)
         missing = [k for k in ("encoder", "bottleneck", "decoder") if k not in config]
@@ -168,10 +173,65 @@ class Autoencoder(nn.Module):
             )
         options = {k: config[k] for k in _OPTION_KEYS if k in config}
         return cls(
-            encoder=registry.build("encoder", config["encoder"]),
-            bottleneck=registry.build("bottleneck", config["bottleneck"]),
-            decoder=registry.build("decoder", config["decoder"]),
+            encoder=registry_build("encoder", config["encoder"]),
+            bottleneck=registry_build("bottleneck", config["bottleneck"]),
+            decoder=registry_build("decoder", config["decoder"]),
             **options,
+        )
+
+    @classmethod
+    def stacked(
+        cls,
+        sizes: Sequence[int],
+        *,
+        bottleneck: Mapping[str, Any] | None = None,
+        activation: str = "relu",
+        out_activation: str | None = None,
+        **options: Any,
+    ) -> Autoencoder:
+        """A stacked (deep) autoencoder from a list of layer sizes.
+
+        ``sizes = [64, 256, 128, 16]`` gives the encoder 64-256-128-16 and the mirrored decoder
+        16-128-256-64 (Hinton & Salakhutdinov 2006). ``encoder.layers[i]`` is the i-th affine
+        block, so the stack can be pretrained layer by layer.
+
+        Args:
+            sizes: Input size, hidden sizes, code size; at least two entries.
+            bottleneck: Bottleneck spec (default: identity, a plain AE). Its input size must be
+                ``sizes[-1]``; a decoder input of the bottleneck's ``code_size`` is used.
+            activation: Hidden activation of encoder and decoder.
+            out_activation: Decoder output activation (e.g. ``"sigmoid"``), default linear.
+            **options: The model's keyword options (likelihood, noise, ...).
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(
+                f"a stacked autoencoder needs at least [input, code] sizes, got {sizes}"
+            )
+        bottleneck = dict(bottleneck or {"name": "identity"})
+        built = registry_build("bottleneck", bottleneck)
+        code = getattr(built, "code_size", None) or sizes[-1]
+        return cls.from_config(
+            {
+                "encoder": {
+                    "name": "mlp",
+                    "in_dim": sizes[0],
+                    "hidden": sizes[1:-1],
+                    "out_dim": sizes[-1],
+                    "activation": activation,
+                    "out_activation": activation if bottleneck["name"] != "identity" else None,
+                },
+                "bottleneck": bottleneck,
+                "decoder": {
+                    "name": "mlp",
+                    "in_dim": code,
+                    "hidden": sizes[-2:0:-1],
+                    "out_dim": sizes[0],
+                    "activation": activation,
+                    "out_activation": out_activation,
+                },
+                **options,
+            }
         )
 
     @property

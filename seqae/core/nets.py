@@ -67,6 +67,26 @@ def _positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _check_conv_args(
+    in_channels: int,
+    out_channels: int,
+    channels: Sequence[int],
+    strides: Sequence[int] | None,
+    kernel_size: int,
+) -> tuple[int, ...]:
+    """Validate a 1-D conv stack's arguments; returns the strides (default: all 1)."""
+    _positive("in_channels", in_channels)
+    _positive("out_channels", out_channels)
+    strides = tuple(strides) if strides is not None else (1,) * len(channels)
+    if len(strides) != len(channels):
+        raise ValueError(
+            f"strides {strides} must have one entry per layer in channels {tuple(channels)}"
+        )
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    return strides
+
+
 class MLP(nn.Module):
     """A multilayer perceptron whose hidden layers are addressable one by one.
 
@@ -190,15 +210,7 @@ class Conv1dEncoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        _positive("in_channels", in_channels)
-        _positive("out_channels", out_channels)
-        strides = tuple(strides) if strides is not None else (1,) * len(channels)
-        if len(strides) != len(channels):
-            raise ValueError(
-                f"strides {strides} must have one entry per layer in channels {tuple(channels)}"
-            )
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        strides = _check_conv_args(in_channels, out_channels, channels, strides, kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.downsample = math.prod(strides)
         self.body = _conv_stack(
@@ -248,15 +260,7 @@ class Conv1dDecoder(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        _positive("in_channels", in_channels)
-        _positive("out_channels", out_channels)
-        strides = tuple(strides) if strides is not None else (1,) * len(channels)
-        if len(strides) != len(channels):
-            raise ValueError(
-                f"strides {strides} must have one entry per layer in channels {tuple(channels)}"
-            )
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        strides = _check_conv_args(in_channels, out_channels, channels, strides, kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.upsample = math.prod(strides)
         self.body = _conv_stack(

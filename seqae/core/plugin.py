@@ -6,8 +6,9 @@ from typing import Any
 
 
 def register(registry: Any) -> None:
-    """Register the core encoders, decoders, bottlenecks and models."""
-    from seqae.core import binary, gaussian, identity, model, nets, onehot, vq
+    """Register the core encoders, decoders, bottlenecks, models, schedules and datasets."""
+    from seqae.core import binary, gaussian, identity, model, nets, onehot, schedules, vq
+    from seqae.data import digits, files, shapes
 
     registry.register("bottleneck", "identity", identity.IdentityBottleneck)
     registry.register("bottleneck", "gaussian", gaussian.GaussianBottleneck)
@@ -21,3 +22,12 @@ def register(registry: Any) -> None:
         registry.register("decoder", name, factory)
 
     registry.register("model", "autoencoder", model.Autoencoder.from_config)
+    registry.register("model", "stacked_autoencoder", model.Autoencoder.stacked)
+
+    for name, schedule in schedules.SCHEDULES.items():
+        registry.register("schedule", name, schedule)
+
+    registry.register("dataset", "digits", digits.load_digits_splits)
+    registry.register("dataset", "shapes", shapes.ShapesDataset)
+    registry.register("dataset", "npz", files.NpzDataset)
+    registry.register("dataset", "image_folder", files.ImageFolderDataset)

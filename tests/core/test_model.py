@@ -201,3 +201,18 @@ def test_nan_input_is_refused() -> None:
     x[1, 2] = float("nan")
     with pytest.raises(ValueError, match="1 NaN or infinite"):
         model(x)
+
+
+def test_stacked_autoencoder_mirrors_sizes_and_round_trips(tmp_path: Path) -> None:
+    model = Autoencoder.stacked([12, 10, 6, 3], noise=0.1)
+    enc = [block[0].out_features for block in model.encoder.layers]
+    dec = [block[0].out_features for block in model.decoder.layers]
+    assert enc == [10, 6, 3] and dec == [6, 10, 12]
+    model.save_pretrained(tmp_path)
+    again = Autoencoder.from_pretrained(tmp_path).eval()
+    x = torch.rand(4, 12)
+    assert torch.equal(model.eval().reconstruct(x), again.reconstruct(x))
+    vae = Autoencoder.stacked([12, 8], bottleneck={"name": "gaussian", "in_dim": 8, "latent_dim": 2})
+    assert vae.sample(5).shape == (5, 12)
+    with pytest.raises(ValueError, match="at least"):
+        Autoencoder.stacked([12])
