@@ -212,7 +212,9 @@ def test_stacked_autoencoder_mirrors_sizes_and_round_trips(tmp_path: Path) -> No
     again = Autoencoder.from_pretrained(tmp_path).eval()
     x = torch.rand(4, 12)
     assert torch.equal(model.eval().reconstruct(x), again.reconstruct(x))
-    vae = Autoencoder.stacked([12, 8], bottleneck={"name": "gaussian", "in_dim": 8, "latent_dim": 2})
+    vae = Autoencoder.stacked(
+        [12, 8], bottleneck={"name": "gaussian", "in_dim": 8, "latent_dim": 2}
+    )
     assert vae.sample(5).shape == (5, 12)
     with pytest.raises(ValueError, match="at least"):
         Autoencoder.stacked([12])
