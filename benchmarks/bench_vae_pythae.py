@@ -3,6 +3,7 @@
 Run by hand (never by the tests); both sides are measured in the same process, alternating:
 
     python benchmarks/bench_vae_pythae.py                      # CPU, 20 epochs, 3 repeats
+    python benchmarks/bench_vae_pythae.py --threads 1 --repeats 7   # steadier on a busy machine
     python benchmarks/bench_vae_pythae.py --device cuda --epochs 50 --latent-dim 16
 
 Needs the peer: ``pip install -e '.[bench]'`` (installs pythae).
@@ -21,11 +22,16 @@ What is compared (see benchmarks/README.md for the full protocol):
 - the same data (seqae's seeded stratified split: train for training, val for the per-epoch
   evaluation that pythae runs when given ``eval_data``; ``--no-eval`` gives neither side one),
   batch size, Adam learning rate, epochs, device and torch thread count;
+- the optimizer: ``torch.optim.Adam`` with torch's default implementation on both sides
+  (``--fused-adam``: ``fused=True`` on both, pythae through its ``optimizer_params``);
 - the loops: pythae's trainer (DataLoader over its per-item dict dataset, ``loss.item()`` and a
   NaN test per step, a tqdm bar, a best-model copy); seqae's loop as its ``vae_digits`` recipe
-  writes it: a ``DataLoader`` over a ``TensorDataset`` with ``shuffle=True`` (``--batching
-  index``: the data on the device and one ``randperm`` per epoch instead), the recipes'
-  per-step ``check_finite(loss)`` guard, losses summed on the device and read once per epoch;
+  writes it: ``seqae.training.make_loader`` over the ``DigitsDataset`` split with
+  ``shuffle=True`` and ``set_epoch`` each epoch (a dataset with a batched read, so each batch
+  is one gather; ``--batching dataloader``: a torch ``DataLoader`` over a ``TensorDataset``
+  instead; ``--batching index``: the data on the device and one ``randperm`` per epoch), the
+  recipes' per-step ``check_finite(loss)`` guard, losses summed on the device and read once per
+  epoch;
 - the timed region: pythae's ``TrainingPipeline(...)(train, eval)`` call, wall clock (it also
   checks the data, runs a sanity forward, keeps a best-model copy and saves the final model);
   seqae's loop from building the optimizer and loaders to ``save_pretrained`` of the final model.
@@ -54,8 +60,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from seqae.core.model import Autoencoder
-from seqae.data.digits import load_digits_splits
-from seqae.training.runtime import check_finite
+from seqae.data.digits import DigitsSplits, load_digits_splits
+from seqae.training import DistributedContext, check_finite, make_loader, set_epoch
 
 PIXELS = 64
 GAUSSIAN_CONST = 0.5 * PIXELS * math.log(2.0 * math.pi)  # seqae's NLL minus pythae's 'mse' loss
@@ -66,7 +72,8 @@ TARGET_RATIO = 1.5
 class RunResult:
     """One timed training run."""
 
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # CPU time of this process over the same region (steadier when busy)
     train_loss: float  # last epoch, mean over batches of (0.5 * SSE + KL) per example
     eval_loss: float | None
 
@@ -74,12 +81,14 @@ class RunResult:
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-def load_data(seed: int) -> tuple[Tensor, Tensor]:
-    """Train and validation digits as float32 ``(N, 64)`` tensors in [0, 1] (pixel / 16)."""
-    splits = load_digits_splits(val_fraction=0.1, test_fraction=0.2, seed=seed)
-    x_train, _ = splits.train.tensors()
-    x_val, _ = splits.val.tensors()
-    return x_train.float().contiguous(), x_val.float().contiguous()
+def load_data(seed: int) -> DigitsSplits:
+    """seqae's seeded stratified digits split, pixels / 16 (no dequantisation)."""
+    return load_digits_splits(val_fraction=0.1, test_fraction=0.2, seed=seed)
+
+
+def as_tensor(dataset) -> Tensor:
+    """A split's images as one float32 ``(N, 64)`` tensor in [0, 1] (what pythae is given)."""
+    return dataset.tensors()[0].float().contiguous()
 
 
 def _sync(device: torch.device) -> None:
@@ -107,21 +116,43 @@ def seqae_spec(latent_dim: int) -> dict:
 
 
 def _seqae_batches(
-    x: Tensor, *, batch_size: int, shuffle: bool, batching: str, device: torch.device
-) -> Callable[[], Iterator[Tensor]]:
-    """An epoch's batches: a DataLoader over a TensorDataset, or a shuffled index tensor."""
-    if batching == "loader":
-        loader = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=shuffle)
+    data: DigitsSplits,
+    split: str,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    batching: str,
+    device: torch.device,
+    seed: int,
+) -> Callable[[int], Iterator[Tensor]]:
+    """``epoch -> that epoch's batches of images``, read the way ``--batching`` says."""
+    dataset = getattr(data, split)
+    if batching == "loader":  # the vae_digits recipe's loader
+        loader = make_loader(
+            dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, ctx=DistributedContext()
+        )
 
-        def epoch() -> Iterator[Tensor]:
-            for (xb,) in loader:
+        def epoch_loader(epoch: int) -> Iterator[Tensor]:
+            set_epoch(loader, epoch)
+            dataset.set_epoch(epoch)  # the recipe's dequantisation key; a no-op here
+            for x, _ in loader:
+                yield x.to(device, non_blocking=True)
+
+        return epoch_loader
+
+    x = as_tensor(dataset)
+    if batching == "dataloader":  # a plain torch DataLoader: item reads and collation
+        plain = DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=shuffle)
+
+        def epoch_dataloader(epoch: int) -> Iterator[Tensor]:
+            for (xb,) in plain:
                 yield xb.to(device, non_blocking=True)
 
-        return epoch
+        return epoch_dataloader
 
     x_dev = x.to(device)
 
-    def epoch_index() -> Iterator[Tensor]:
+    def epoch_index(epoch: int) -> Iterator[Tensor]:
         if not shuffle:
             yield from x_dev.split(batch_size)
             return
@@ -132,9 +163,9 @@ def _seqae_batches(
 
 
 def run_seqae(
-    x_train: Tensor,
-    x_val: Tensor | None,
+    data: DigitsSplits,
     *,
+    evaluate: bool,
     latent_dim: int,
     epochs: int,
     batch_size: int,
@@ -142,29 +173,23 @@ def run_seqae(
     device: torch.device,
     seed: int,
     batching: str,
+    fused_adam: bool,
 ) -> RunResult:
     torch.manual_seed(seed)
     model = Autoencoder.from_config(seqae_spec(latent_dim)).to(device)
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    train_batches = _seqae_batches(
-        x_train, batch_size=batch_size, shuffle=True, batching=batching, device=device
-    )
-    val_batches = (
-        _seqae_batches(
-            x_val, batch_size=batch_size, shuffle=False, batching=batching, device=device
-        )
-        if x_val is not None
-        else None
-    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, **_adam_flags(fused_adam))
+    common = dict(batch_size=batch_size, batching=batching, device=device, seed=seed)
+    train_batches = _seqae_batches(data, "train", shuffle=True, **common)
+    val_batches = _seqae_batches(data, "val", shuffle=False, **common) if evaluate else None
     train_loss = eval_loss = math.nan
     step = 0
-    for _ in range(epochs):
+    for epoch in range(epochs):
         model.train()
         total, batches = torch.zeros((), device=device), 0
-        for x in train_batches():
+        for x in train_batches(epoch):
             out = model(x)
             loss = model.reconstruction_loss(out.x_hat, x) + out.loss  # nats per example
             check_finite(loss, step=step)  # the recipes' NaN guard (pythae: loss.item() per step)
@@ -179,7 +204,7 @@ def run_seqae(
             model.eval()
             total, batches = torch.zeros((), device=device), 0
             with torch.no_grad():
-                for x in val_batches():
+                for x in val_batches(epoch):
                     out = model(x)
                     total += model.reconstruction_loss(out.x_hat, x) + out.loss
                     batches += 1
@@ -187,8 +212,13 @@ def run_seqae(
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
     _sync(device)
-    seconds = time.perf_counter() - start
-    return RunResult(seconds, train_loss, eval_loss if x_val is not None else None)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return RunResult(seconds, cpu, train_loss, eval_loss if evaluate else None)
+
+
+def _adam_flags(fused: bool) -> dict:
+    """torch's default Adam implementation unless ``--fused-adam`` (then on both sides)."""
+    return {"fused": True} if fused else {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +281,7 @@ def run_pythae(
     lr: float,
     device: torch.device,
     seed: int,
+    fused_adam: bool,
 ) -> RunResult:
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
@@ -279,6 +310,7 @@ def run_pythae(
             num_epochs=epochs,
             learning_rate=lr,
             optimizer_cls="Adam",
+            optimizer_params=_adam_flags(fused_adam) or None,
             steps_saving=None,
             steps_predict=None,
             seed=seed,
@@ -286,11 +318,11 @@ def run_pythae(
         )
         pipeline = TrainingPipeline(model=model, training_config=config)
         _sync(device)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         pipeline(train_data=x_train, eval_data=x_val, callbacks=[losses])
         _sync(device)
-        seconds = time.perf_counter() - start
-    return RunResult(seconds, losses.train, losses.eval)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return RunResult(seconds, cpu, losses.train, losses.eval)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,11 +365,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batching",
         default="loader",
-        choices=["loader", "index"],
+        choices=["loader", "dataloader", "index"],
         help=(
-            "seqae's batching: 'loader' = DataLoader(TensorDataset, shuffle=True), as a recipe "
-            "writes it (default); 'index' = data kept on the device, one randperm per epoch"
+            "seqae's batching: 'loader' = seqae.training.make_loader over the DigitsDataset "
+            "split, as the vae_digits recipe does (default; batches read with one gather); "
+            "'dataloader' = torch DataLoader(TensorDataset, shuffle=True) (item reads + "
+            "collation); 'index' = data kept on the device, one randperm per epoch"
         ),
+    )
+    parser.add_argument(
+        "--fused-adam",
+        action="store_true",
+        help="Adam(fused=True) on BOTH sides (pythae via optimizer_params); default: torch's "
+        "default Adam implementation on both",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -363,17 +403,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    x_train, x_val = load_data(args.seed)
-    if args.no_eval:
-        x_val = None
+    data = load_data(args.seed)
+    x_train = as_tensor(data.train)
+    x_val = None if args.no_eval else as_tensor(data.val)
     common = dict(
         latent_dim=args.latent_dim,
         batch_size=args.batch_size,
         lr=args.lr,
         device=device,
+        fused_adam=args.fused_adam,
     )
     sides: dict[str, Callable[..., RunResult]] = {
-        "seqae": lambda **kw: run_seqae(x_train, x_val, batching=args.batching, **common, **kw),
+        "seqae": lambda **kw: run_seqae(
+            data, evaluate=not args.no_eval, batching=args.batching, **common, **kw
+        ),
         "pythae": lambda **kw: run_pythae(x_train, x_val, **common, **kw),
     }
 
@@ -381,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         f"VAE on sklearn digits: n_train={len(x_train)}, n_val={0 if x_val is None else len(x_val)}, "
         f"z={args.latent_dim}, batch={args.batch_size}, Adam lr={args.lr}, epochs={args.epochs}, "
         f"repeats={args.repeats}, device={device}, threads={torch.get_num_threads()}, "
-        f"seqae batching={args.batching}, torch {torch.__version__}, "
+        f"seqae batching={args.batching}, "
+        f"Adam {'fused=True' if args.fused_adam else 'default implementation'} (both sides), "
+        f"torch {torch.__version__}, "
         f"pythae {importlib.metadata.version('pythae')}"
     )
     if args.warmup_epochs > 0:
@@ -397,23 +442,28 @@ def main(argv: list[str] | None = None) -> int:
     samples = args.epochs * len(x_train)
     print()
     print(
-        f"{'side':<8}{'seconds':>10}{'samples/s':>12}{'train loss':>12}{'eval loss':>11}   runs (s)"
+        f"{'side':<8}{'seconds':>10}{'samples/s':>12}{'cpu s':>8}{'train loss':>12}"
+        f"{'eval loss':>11}   runs (s)"
     )
     speed: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for name, runs in results.items():
         median_run = sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
         seconds = statistics.median(run.seconds for run in runs)
         speed[name] = samples / seconds
+        cpu[name] = statistics.median(run.cpu_seconds for run in runs)
         eval_text = "-" if median_run.eval_loss is None else f"{median_run.eval_loss:.3f}"
         print(
-            f"{name:<8}{seconds:>10.3f}{speed[name]:>12.0f}{median_run.train_loss:>12.3f}"
-            f"{eval_text:>11}   {', '.join(f'{run.seconds:.3f}' for run in runs)}"
+            f"{name:<8}{seconds:>10.3f}{speed[name]:>12.0f}{cpu[name]:>8.3f}"
+            f"{median_run.train_loss:>12.3f}{eval_text:>11}   "
+            f"{', '.join(f'{run.seconds:.3f}' for run in runs)}"
         )
     print("(losses: last epoch, 0.5 * sum of squared errors + KL, nats per example)")
     best = {name: min(run.seconds for run in runs) for name, runs in results.items()}
     print(
-        f"(fastest runs only: seqae/pythae {best['pythae'] / best['seqae']:.2f}x; on a busy "
-        "machine, prefer --threads 1 and more --repeats)"
+        f"(fastest runs only: seqae/pythae {best['pythae'] / best['seqae']:.2f}x; median CPU "
+        f"time: seqae/pythae {cpu['pythae'] / cpu['seqae']:.2f}x; on a busy machine, prefer "
+        "--threads 1 and more --repeats)"
     )
     ratio = speed["seqae"] / speed["pythae"]
     print(f"ratio seqae/pythae samples/s: {ratio:.2f}x (target >= {TARGET_RATIO}x)")

@@ -138,6 +138,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
         dequantize=True,
     )
     t = cfg["train"]
+    # DigitsDataset has a batched read (get_batch): each batch is one gather, not 64 item reads
     loader = make_loader(
         data.train, batch_size=t["batch_size"], shuffle=True, seed=cfg["seed"], ctx=ctx
     )

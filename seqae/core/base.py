@@ -10,6 +10,7 @@ channel-first convolutional maps); every other axis is a batch or position axis.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
@@ -19,9 +20,11 @@ __all__ = [
     "BottleneckOutput",
     "Bottleneck",
     "PriorBottleneck",
+    "NonFiniteInputError",
     "check_features",
     "check_feature_dim",
     "check_input",
+    "check_finite_input",
     "prior_shape",
     "default_device",
 ]
@@ -94,17 +97,30 @@ def check_feature_dim(feature_dim: int, *, who: str) -> None:
         )
 
 
-def check_input(h: Tensor, *, expected: int | None, feature_dim: int, who: str) -> None:
+class NonFiniteInputError(ValueError):
+    """A bottleneck's input holds NaN or inf values (a :class:`ValueError`).
+
+    :meth:`seqae.core.model.Autoencoder.encode` catches it to say whether the model's input data
+    were already non-finite.
+    """
+
+
+def check_input(
+    h: Tensor, *, expected: int | None, feature_dim: int, who: str, finite: bool = True
+) -> None:
     """Validate encoder features before a bottleneck uses them.
 
     Runs :func:`seqae.core.base.check_features` (tensor type, floating dtype, at least two axes,
     ``expected`` features on ``feature_dim``; ``expected=None`` accepts any count), then checks
-    that ``feature_dim`` exists and is not the batch axis and that every value is finite. A NaN
-    or inf raises :class:`ValueError` naming the problem, so a diverging encoder fails here
-    rather than as a silent NaN loss later. A non-floating dtype raises ``check_features``'s
-    :class:`TypeError`.
+    that ``feature_dim`` exists and is not the batch axis and, with ``finite=True``, that every
+    value is finite. A NaN or inf raises :class:`NonFiniteInputError` (a ``ValueError``) naming
+    the problem, so a diverging encoder fails here rather than as a silent NaN loss later. A
+    non-floating dtype raises ``check_features``'s :class:`TypeError`.
 
-    Note: the finiteness check reads one boolean back from the device (a sync on CUDA).
+    The shape checks are pure Python. The finiteness check is one reduction and one host read
+    (a sync on CUDA): see :func:`check_finite_input`. A bottleneck that computes a scalar which
+    is non-finite whenever ``h`` is (its KL, its commitment loss) passes ``finite=False`` and
+    hands that scalar to :func:`check_finite_input` instead, which then costs no extra kernel.
     """
     if isinstance(h, Tensor) and h.dim() >= 2:
         if not -h.dim() <= feature_dim < h.dim():
@@ -122,12 +138,38 @@ def check_input(h: Tensor, *, expected: int | None, feature_dim: int, who: str) 
             f"{who}: feature_dim={feature_dim} selects the batch axis of an input of shape "
             f"{tuple(h.shape)}; axis 0 must be the batch axis"
         )
-    if not bool(torch.isfinite(h).all()):
-        n_nan = int(torch.isnan(h).sum())
-        n_inf = int(torch.isinf(h).sum())
-        raise ValueError(
+    if finite:
+        check_finite_input(h, who=who, feature_dim=feature_dim)
+
+
+def check_finite_input(
+    h: Tensor, *, who: str, feature_dim: int = -1, stat: Tensor | None = None
+) -> None:
+    """Raise :class:`NonFiniteInputError` when ``h`` holds NaN or inf values.
+
+    Cheap on the common path: one host read of the scalar ``stat`` (default: ``h.sum()``, one
+    reduction). ``stat`` must be non-finite whenever ``h`` is, e.g. a loss summed over values
+    computed from every element of ``h``: NaN and inf propagate through sums and products, so
+    a sum over a tensor holding one is never finite. Only when ``stat`` is not finite is ``h``
+    scanned, to count its NaN and inf values for the message; if ``h`` turns out to be finite
+    (``stat`` overflowed on large but finite values) nothing is raised, as before.
+
+    Args:
+        h: The bottleneck's input features.
+        who: Component name used in the message.
+        feature_dim: Axis of ``h`` that holds features (for the message).
+        stat: A scalar computed from every element of ``h``; ``h.sum()`` when ``None``.
+    """
+    if stat is None:
+        stat = h.detach().sum()
+    if math.isfinite(stat.item()):
+        return
+    n_nan = int(torch.isnan(h).sum())
+    n_inf = int(torch.isinf(h).sum())
+    if n_nan or n_inf:
+        raise NonFiniteInputError(
             f"{who}: input contains non-finite values ({n_nan} NaN, {n_inf} inf) in a tensor of "
-            f"shape {tuple(h.shape)} (expected {expected} finite features on axis {feature_dim})"
+            f"shape {tuple(h.shape)} (expected finite features on axis {feature_dim})"
         )
 
 

@@ -16,6 +16,7 @@ from seqae.core import losses
 from seqae.core.base import (
     BottleneckOutput,
     check_feature_dim,
+    check_finite_input,
     check_input,
     default_device,
     prior_shape,
@@ -87,7 +88,14 @@ class BinaryBottleneck(nn.Module):
 
     def logits(self, h: Tensor) -> Tensor:
         """Bit logits laid out like ``h`` with ``code_dim`` features."""
-        check_input(h, expected=self.in_size, feature_dim=self.feature_dim, who="BinaryBottleneck")
+        logits = self._logits(h)
+        check_finite_input(h, who="BinaryBottleneck", feature_dim=self.feature_dim)
+        return logits
+
+    def _logits(self, h: Tensor) -> Tensor:
+        """:meth:`logits` without the finiteness check (``forward`` checks its KL instead)."""
+        who = "BinaryBottleneck"
+        check_input(h, expected=self.in_size, feature_dim=self.feature_dim, who=who, finite=False)
         if self.proj is not None:
             h = self.proj(h.movedim(self.feature_dim, -1)).movedim(-1, self.feature_dim)
         return h
@@ -107,7 +115,10 @@ class BinaryBottleneck(nn.Module):
         return torch.bernoulli(probs)
 
     def forward(self, h: Tensor) -> BottleneckOutput:
-        logits = self.logits(h)  # (B, ..., code_dim) in h's layout
+        logits = self._logits(h)  # (B, ..., code_dim) in h's layout
+        kl = losses.kl_bernoulli(logits, prior=self.prior)  # nats per example
+        # a NaN or +/-inf logit makes its KL term NaN (0 * -inf), so the KL is the check
+        check_finite_input(h, who="BinaryBottleneck", feature_dim=self.feature_dim, stat=kl)
         p = torch.sigmoid(logits)
         if self.training and self.stochastic:
             bits = torch.bernoulli(p.detach())
@@ -115,7 +126,6 @@ class BinaryBottleneck(nn.Module):
             bits = (logits > 0).to(p.dtype)  # p > 0.5, decided on the logits to avoid rounding
         z = bits + (p - p.detach())  # values exactly `bits`; gradient straight through to p
 
-        kl = losses.kl_bernoulli(logits, prior=self.prior)  # nats per example
         loss = kl if self.prior_kl else logits.new_zeros(())
         with torch.no_grad():
             entropy = F.binary_cross_entropy_with_logits(logits, p, reduction="none")

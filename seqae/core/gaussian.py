@@ -16,6 +16,7 @@ from seqae.core import losses
 from seqae.core.base import (
     BottleneckOutput,
     check_feature_dim,
+    check_finite_input,
     check_input,
     default_device,
     prior_shape,
@@ -28,6 +29,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 def _sum_per_example(x: Tensor) -> Tensor:
     """Sum every axis except the batch axis 0: ``(B, ...) -> (B,)``."""
+    if x.dim() == 2:
+        return x.sum(dim=1)
     return x.reshape(x.shape[0], -1).sum(dim=1)
 
 
@@ -101,14 +104,24 @@ class GaussianBottleneck(nn.Module):
     def posterior(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior parameters ``(mu, logvar)``, laid out like ``h`` with ``latent_dim`` features.
 
-        ``logvar`` is clamped to ``logvar_bounds``.
+        ``logvar`` is clamped to ``logvar_bounds``. NaN or inf in ``h`` raise
+        :class:`~seqae.core.base.NonFiniteInputError` (a ``ValueError``).
         """
-        check_input(
-            h, expected=self.in_size, feature_dim=self.feature_dim, who="GaussianBottleneck"
-        )
+        mu, logvar = self._posterior(h)
+        check_finite_input(h, who="GaussianBottleneck", feature_dim=self.feature_dim)
+        return mu, logvar
+
+    def _posterior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`posterior` without the finiteness check (``forward`` checks its KL instead)."""
+        who = "GaussianBottleneck"
+        check_input(h, expected=self.in_size, feature_dim=self.feature_dim, who=who, finite=False)
+        fd = self.feature_dim
         if self.proj is not None:
-            h = self.proj(h.movedim(self.feature_dim, -1)).movedim(-1, self.feature_dim)
-        mu, logvar = h.chunk(2, dim=self.feature_dim)
+            if fd == -1 or fd == h.dim() - 1:
+                h = self.proj(h)
+            else:
+                h = self.proj(h.movedim(fd, -1)).movedim(-1, fd)
+        mu, logvar = h.chunk(2, dim=fd)
         return mu, logvar.clamp(*self.logvar_bounds)
 
     def sample_prior(
@@ -148,24 +161,40 @@ class GaussianBottleneck(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     def forward(self, h: Tensor) -> BottleneckOutput:
-        mu, logvar = self.posterior(h)  # (B, ..., L) in h's layout
+        mu, logvar = self._posterior(h)  # (B, ..., L) in h's layout
         if self.training:
             m = self.num_samples
-            eps = torch.randn((m, *mu.shape), device=mu.device, dtype=mu.dtype)
-            z = mu + torch.exp(0.5 * logvar) * eps  # (m, B, ...): reparameterization trick
-            z = z.reshape(m * mu.shape[0], *mu.shape[1:])  # sample-major (m * B, ...)
+            if m == 1:
+                eps = torch.randn_like(mu, memory_format=torch.contiguous_format)
+                z = mu + torch.exp(0.5 * logvar) * eps  # reparameterization trick
+            else:
+                eps = torch.randn((m, *mu.shape), device=mu.device, dtype=mu.dtype)
+                z = mu + torch.exp(0.5 * logvar) * eps  # (m, B, ...)
+                z = z.reshape(m * mu.shape[0], *mu.shape[1:])  # sample-major (m * B, ...)
         else:
             z = mu
 
         kl_elem = losses.kl_normal_std(mu, logvar, reduction="none")  # (B, ..., L)
         kl = _sum_per_example(kl_elem).mean()  # nats per example
+        # NaN/inf in h reach mu (through the projection, or as h's first half) and so the KL;
+        # without a projection an inf in h's logvar half is clamped away, so check h itself
+        check_finite_input(
+            h,
+            who="GaussianBottleneck",
+            feature_dim=self.feature_dim,
+            stat=kl if self.proj is not None else None,
+        )
         if self.free_bits > 0:
             loss = losses.kl_normal_std(mu, logvar, free_bits=self.free_bits)
         else:
             loss = kl
-        with torch.no_grad():
-            kl_per_dim = kl_elem.movedim(self.feature_dim, -1)
-            kl_per_dim = kl_per_dim.reshape(kl_elem.shape[0], -1, self.latent_dim).sum(1).mean(0)
+        kl_per_dim = kl_elem.detach()
+        if kl_per_dim.dim() == 2:  # (B, L): no position axes to sum over
+            kl_per_dim = kl_per_dim.mean(0)
+        else:
+            kl_per_dim = kl_per_dim.movedim(self.feature_dim, -1)
+            kl_per_dim = kl_per_dim.reshape(kl_elem.shape[0], -1, self.latent_dim)
+            kl_per_dim = kl_per_dim.sum(1).mean(0)
         info = {
             "kl": kl.detach(),
             "kl_per_dim": kl_per_dim,  # (latent_dim,), sums to kl

@@ -43,7 +43,10 @@ def reduce(loss: Tensor, reduction: Reduction) -> Tensor:
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
-    per_example = loss.reshape(loss.shape[0], -1).sum(dim=1) if loss.dim() > 1 else loss
+    if loss.dim() == 2:
+        per_example = loss.sum(dim=1)
+    else:
+        per_example = loss.reshape(loss.shape[0], -1).sum(dim=1) if loss.dim() > 1 else loss
     if reduction == "per_example":
         return per_example
     if reduction == "batch_mean":
@@ -185,6 +188,28 @@ def gaussian_nll(
             set the balance between reconstruction and KL.
         reduction: See the module docstring; the default is nats per example.
     """
+    shared = isinstance(log_sigma, float | int) or (
+        isinstance(log_sigma, Tensor) and log_sigma.dim() == 0
+    )
+    if shared and reduction != "none" and mean.shape == x.shape and mean.dtype == x.dtype:
+        # One sigma for every element: reduce the squared errors first and add the normaliser
+        # once, 0.5 * sum((x - mean)^2) / sigma^2 + n * (log sigma + 0.5 log 2 pi), with n the
+        # number of elements behind each entry of the result. The same value (up to float
+        # rounding) and gradients as the elementwise form below, in fewer kernels.
+        sq = reduce(F.mse_loss(mean, x, reduction="none"), reduction)
+        if reduction == "mean":
+            n = 1
+        elif reduction == "sum":
+            n = mean.numel()
+        else:  # per_example, batch_mean
+            n = math.prod(mean.shape[1:])
+        if isinstance(log_sigma, Tensor) and (
+            log_sigma.requires_grad or log_sigma.device.type != "cpu"
+        ):
+            ls = log_sigma.to(device=mean.device, dtype=mean.dtype)
+            return sq * (0.5 * torch.exp(-2.0 * ls)) + n * (ls + 0.5 * _LOG_2PI)
+        ls = float(log_sigma)  # a number, or a fixed CPU scalar: read without a device sync
+        return sq * (0.5 * math.exp(-2.0 * ls)) + n * (ls + 0.5 * _LOG_2PI)
     log_sigma_t = torch.as_tensor(log_sigma, dtype=mean.dtype, device=mean.device)
     z = (x - mean) * torch.exp(-log_sigma_t)
     nll = 0.5 * z.pow(2) + log_sigma_t + 0.5 * _LOG_2PI

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from seqae.core import losses
-from seqae.core.base import BottleneckOutput
+from seqae.core.base import BottleneckOutput, NonFiniteInputError
 
 
 def registry_build(kind: str, spec: Mapping[str, Any]) -> Any:
@@ -259,9 +259,21 @@ class Autoencoder(nn.Module):
         return x * (torch.rand_like(x) >= self.noise).to(x.dtype)
 
     def encode(self, x: Tensor) -> BottleneckOutput:
-        """``x -> BottleneckOutput(z, loss, info)``. Deterministic in eval mode."""
-        _check_finite_input(x)
-        return self.bottleneck(self.encoder(x))
+        """``x -> BottleneckOutput(z, loss, info)``. Deterministic in eval mode.
+
+        NaN or inf in ``x`` raise :class:`~seqae.core.base.NonFiniteInputError` (a
+        ``ValueError``). ``x`` is not scanned on every call: the bottleneck checks its own input
+        cheaply (seqae's bottlenecks raise ``NonFiniteInputError``), and only then is ``x``
+        inspected, to say whether the data themselves were already non-finite. Layers with
+        running statistics (batch norm in training mode) have seen the batch by then.
+        """
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
+        try:
+            return self.bottleneck(self.encoder(x))
+        except NonFiniteInputError as err:
+            _raise_if_input_not_finite(x, err)
+            raise
 
     def decode(self, z: Tensor) -> Tensor:
         """``z -> x_hat`` (Gaussian mean, or Bernoulli logits)."""
@@ -335,24 +347,30 @@ class Autoencoder(nn.Module):
 
         When ``x_hat`` holds ``m`` samples per input (``m * B`` rows), ``x`` is repeated to match.
         """
+        return -self._nll(x_hat, x, "per_example")
+
+    def reconstruction_loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
+        """-log p(x|z) averaged over the batch: the ELBO's reconstruction term, nats per example."""
+        return self._nll(x_hat, x, "batch_mean")
+
+    def _nll(self, x_hat: Tensor, x: Tensor, reduction: losses.Reduction) -> Tensor:
+        """-log p(x|z) with ``reduction`` (``"per_example"`` or ``"batch_mean"``)."""
         if x_hat.shape[0] != x.shape[0]:
             if x_hat.shape[0] % x.shape[0]:
                 raise ValueError(
                     f"x_hat has {x_hat.shape[0]} rows, not a multiple of the batch {x.shape[0]}"
                 )
             x = x.repeat(x_hat.shape[0] // x.shape[0], *([1] * (x.dim() - 1)))
-        x_hat = x_hat.reshape(x.shape) if x_hat.numel() == x.numel() else x_hat
         if x_hat.shape != x.shape:
-            raise ValueError(
-                f"decoder output shape {tuple(x_hat.shape)} does not match data shape {tuple(x.shape)}"
-            )
+            if x_hat.numel() == x.numel():
+                x_hat = x_hat.reshape(x.shape)
+            else:
+                raise ValueError(
+                    f"decoder output shape {tuple(x_hat.shape)} does not match data shape {tuple(x.shape)}"
+                )
         if self.likelihood == "bernoulli":
-            return -losses.bce_with_logits(x_hat, x, reduction="per_example")
-        return -losses.gaussian_nll(x_hat, x, log_sigma=self.log_sigma, reduction="per_example")
-
-    def reconstruction_loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
-        """-log p(x|z) averaged over the batch: the ELBO's reconstruction term, nats per example."""
-        return -self.log_likelihood(x_hat, x).mean()
+            return losses.bce_with_logits(x_hat, x, reduction=reduction)
+        return losses.gaussian_nll(x_hat, x, log_sigma=self.log_sigma, reduction=reduction)
 
     # -- saving and loading -------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -363,7 +381,9 @@ class Autoencoder(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         config = {**self.config, "format_version": FORMAT_VERSION}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_safetensors_atomic(tensors, directory / WEIGHTS_NAME)
+        # each file is fsynced before its rename; one directory sync, after the second rename,
+        # persists both renames
+        save_safetensors_atomic(tensors, directory / WEIGHTS_NAME, sync_dir=False)
         atomic_write_json(directory / CONFIG_NAME, config)
         return directory
 
@@ -446,11 +466,11 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
-def _check_finite_input(x: Tensor) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        bad = (~torch.isfinite(x)).sum().item()
-        raise ValueError(
-            f"input holds {bad} NaN or infinite values; clean the data before encoding"
-        )
+def _raise_if_input_not_finite(x: Tensor, err: Exception) -> None:
+    """Name the input data as the culprit when they hold NaN or inf (the bottleneck said so)."""
+    if x.is_floating_point() or x.is_complex():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise NonFiniteInputError(
+                f"input holds {bad} NaN or infinite values; clean the data before encoding"
+            ) from err

@@ -87,6 +87,21 @@ def _check_conv_args(
     return strides
 
 
+class _Block(nn.Sequential):
+    """An ``nn.Sequential`` that skips its ``nn.Identity`` placeholders when called.
+
+    MLP blocks keep fixed positions (0 affine, 1 norm, 2 activation, 3 dropout) so that
+    ``layers[i][0]`` and the state-dict keys do not depend on the options; the placeholders
+    for absent options cost a module call each, which is skipped here.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        for module in self:
+            if type(module) is not nn.Identity:
+                x = module(x)
+        return x
+
+
 class MLP(nn.Module):
     """A multilayer perceptron whose hidden layers are addressable one by one.
 
@@ -134,10 +149,10 @@ class MLP(nn.Module):
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             last = i == len(sizes) - 2
             if last:
-                blocks.append(nn.Sequential(nn.Linear(a, b), make_activation(out_activation)))
+                blocks.append(_Block(nn.Linear(a, b), make_activation(out_activation)))
             else:
                 blocks.append(
-                    nn.Sequential(
+                    _Block(
                         nn.Linear(a, b),
                         _norm(norm, b, dims=0),
                         make_activation(activation),
@@ -152,7 +167,7 @@ class MLP(nn.Module):
                 f"MLP expects input of shape (B, {self.in_dim}) or (B, ...) with {self.in_dim} "
                 f"values per example, got {tuple(x.shape)}"
             )
-        h = x.flatten(1)  # (B, in_dim)
+        h = x if x.dim() == 2 else x.flatten(1)  # (B, in_dim)
         for layer in self.layers:
             h = layer(h)
         if self.out_shape is not None:

@@ -21,6 +21,7 @@ from seqae.core import losses
 from seqae.core.base import (
     BottleneckOutput,
     check_feature_dim,
+    check_finite_input,
     check_input,
     default_device,
     prior_shape,
@@ -111,7 +112,14 @@ class OneHotBottleneck(nn.Module):
 
     def logits(self, h: Tensor) -> Tensor:
         """Logits with features last and split per code: ``(B, *positions, num_codes, K)``."""
-        check_input(h, expected=self.in_size, feature_dim=self.feature_dim, who="OneHotBottleneck")
+        logits = self._logits(h)
+        check_finite_input(h, who="OneHotBottleneck", feature_dim=self.feature_dim)
+        return logits
+
+    def _logits(self, h: Tensor) -> Tensor:
+        """:meth:`logits` without the finiteness check (``forward`` checks its KL instead)."""
+        who = "OneHotBottleneck"
+        check_input(h, expected=self.in_size, feature_dim=self.feature_dim, who=who, finite=False)
         h = h.movedim(self.feature_dim, -1)  # (B, *positions, in_size)
         if self.proj is not None:
             h = self.proj(h)
@@ -135,7 +143,11 @@ class OneHotBottleneck(nn.Module):
         return codes.movedim(-1, self.feature_dim)
 
     def forward(self, h: Tensor) -> BottleneckOutput:
-        logits = self.logits(h)  # (B, *positions, N, K)
+        logits = self._logits(h)  # (B, *positions, N, K)
+        kl = losses.kl_categorical_uniform(logits)  # nats per example
+        # a NaN or +/-inf logit makes the log-softmax NaN or its term 0 * -inf = NaN: the KL is
+        # the check
+        check_finite_input(h, who="OneHotBottleneck", feature_dim=self.feature_dim, stat=kl)
         if self.training:
             u = torch.rand_like(logits)
             u = u.clamp(min=torch.finfo(u.dtype).tiny, max=1.0 - torch.finfo(u.dtype).eps)
@@ -153,7 +165,6 @@ class OneHotBottleneck(nn.Module):
             z = F.one_hot(indices, self.num_categories).to(q.dtype) + (q - q.detach())
         z = z.flatten(-2).movedim(-1, self.feature_dim)  # back to h's layout, N * K features
 
-        kl = losses.kl_categorical_uniform(logits)  # nats per example
         loss = kl if self.prior_kl else logits.new_zeros(())
         with torch.no_grad():
             onehot = F.one_hot(indices, self.num_categories).to(logits.dtype)

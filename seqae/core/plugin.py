@@ -6,7 +6,8 @@ from typing import Any
 
 
 def register(registry: Any) -> None:
-    """Register the core encoders, decoders, bottlenecks, models, schedules and datasets."""
+    """Register the core encoders, decoders, bottlenecks, models, schedules, datasets and commands."""
+    from seqae import codes
     from seqae.core import binary, gaussian, identity, model, nets, onehot, schedules, vq
     from seqae.data import digits, files, shapes
 
@@ -31,3 +32,5 @@ def register(registry: Any) -> None:
     registry.register("dataset", "shapes", shapes.ShapesDataset)
     registry.register("dataset", "npz", files.NpzDataset)
     registry.register("dataset", "image_folder", files.ImageFolderDataset)
+
+    registry.register("cli", "codes", codes.add_parser)

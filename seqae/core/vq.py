@@ -34,7 +34,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqae.core.base import BottleneckOutput, check_feature_dim, default_device, prior_shape
+from seqae.core.base import (
+    BottleneckOutput,
+    NonFiniteInputError,
+    check_feature_dim,
+    default_device,
+    prior_shape,
+)
 
 __all__ = ["VectorQuantizer"]
 
@@ -276,7 +282,7 @@ class VectorQuantizer(nn.Module):
 
     def _raise_not_finite(self, h: Tensor) -> None:
         if not torch.isfinite(h).all():
-            raise ValueError(
+            raise NonFiniteInputError(
                 f"VectorQuantizer: input of shape {tuple(h.shape)} contains NaN or inf values"
             )
         raise ValueError(

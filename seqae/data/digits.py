@@ -26,6 +26,7 @@ the 17 grey levels, and its "likelihood" means nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -134,11 +135,14 @@ class DigitsDataset(Dataset):
         self.flatten = flatten
         self._generator = torch.Generator().manual_seed(seed)
         self._worker_key: tuple[int, int] | None = None
-        self._fixed_x: Tensor | None = None
-        self._epoch_noise: Tensor | None = None
-        if dequantize == "fixed":
+        # The model inputs, computed once, whenever a read draws no noise: "none", "fixed", and
+        # "fresh" after set_epoch. Elementwise the same values as computing them per read.
+        self._x: Tensor | None = None
+        if dequantize == "none":
+            self._x = self._transform(self.values)
+        elif dequantize == "fixed":
             noise = torch.rand(v.shape, generator=self._generator)
-            self._fixed_x = (self.values.float() + noise) / DIGITS_LEVELS
+            self._x = (self.values.float() + noise) / DIGITS_LEVELS
 
     def __len__(self) -> int:
         return len(self.values)
@@ -151,7 +155,8 @@ class DigitsDataset(Dataset):
         if self.dequantize != "fresh":
             return
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(epoch)) % 2**63)
-        self._epoch_noise = torch.rand(self.values.shape, generator=generator)
+        noise = torch.rand(self.values.shape, generator=generator)
+        self._x = (self.values.float() + noise) / DIGITS_LEVELS
 
     def _noise_generator(self) -> torch.Generator:
         """This process's generator; in a DataLoader worker, one reseeded from the worker seed.
@@ -176,17 +181,33 @@ class DigitsDataset(Dataset):
         return x if self.flatten else x.reshape(*x.shape[:-1], 1, 8, 8)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        if self._fixed_x is not None:
-            x = self._fixed_x[index]
-        elif self._epoch_noise is not None:
-            x = (self.values[index].float() + self._epoch_noise[index]) / DIGITS_LEVELS
-        else:
-            x = self._transform(self.values[index])
+        x = self._x[index] if self._x is not None else self._transform(self.values[index])
         return self._shape(x), self.y[index]
+
+    def get_batch(self, indices: Tensor | Sequence[int]) -> tuple[Tensor, Tensor]:
+        """Items ``indices`` as one batch ``(x, y)``, ``x`` of shape ``(B, 64)`` (or
+        ``(B, 1, 8, 8)``): the values ``[self[i] for i in indices]`` would give, stacked, read
+        with one gather instead of ``B`` item reads (what :func:`seqae.training.make_loader`
+        uses). ``"fresh"`` noise without :meth:`set_epoch` is drawn from the same generator
+        stream, in the same order, as item-by-item reads."""
+        index = (
+            indices if isinstance(indices, Tensor) else torch.as_tensor(indices, dtype=torch.long)
+        )
+        x = self._x[index] if self._x is not None else self._transform(self.values[index])
+        return self._shape(x), self.y[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Tensor, Tensor]]:
+        """torch's batched read for ``DataLoader``: the items ``indices``, as a list of
+        ``(x, y)`` (read with :meth:`get_batch`, then split)."""
+        x, y = self.get_batch(indices)
+        return list(zip(x.unbind(0), y.unbind(0), strict=True))
 
     def tensors(self) -> tuple[Tensor, Tensor]:
         """The whole set as ``(x, y)`` tensors (with ``"fresh"`` noise: a new draw per call)."""
-        x = self._fixed_x.clone() if self._fixed_x is not None else self._transform(self.values)
+        if self._x is not None and self.dequantize != "fresh":
+            x = self._x.clone()
+        else:
+            x = self._transform(self.values)
         return self._shape(x), self.y
 
 

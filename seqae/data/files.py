@@ -193,6 +193,12 @@ class NpzDataset(Dataset):
             return (self.x[index],)
         return self.x[index], self.y[index]
 
+    def get_batch(self, indices: Tensor | Sequence[int]) -> tuple[Tensor, ...]:
+        """Items ``indices`` as one batch, ``(x,)`` or ``(x, y)`` with a leading batch axis:
+        the stacked items, read with one gather (what :func:`seqae.training.make_loader`
+        uses)."""
+        return self[torch.as_tensor(indices, dtype=torch.long)]
+
 
 # --------------------------------------------------------------------------------------------
 # Image folders

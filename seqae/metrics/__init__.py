@@ -4,6 +4,7 @@ All run without gradients and accept batches on any device; models are duck-type
 module's docstring for what it calls).
 """
 
+from seqae.metrics.classification import accuracy, classifier_accuracy
 from seqae.metrics.codebook import (
     CodebookUsage,
     code_histogram,
@@ -26,6 +27,8 @@ from seqae.metrics.reconstruction import (
 )
 
 __all__ = [
+    "accuracy",
+    "classifier_accuracy",
     "DEFAULT_NUM_SAMPLES",
     "CodebookUsage",
     "ReconstructionError",

@@ -24,10 +24,12 @@ from seqae.training.checkpoint import (
     save_safetensors_atomic,
 )
 from seqae.training.distributed import (
+    BatchLoader,
     DistributedContext,
     ResumableSampler,
     all_reduce_mean,
     barrier,
+    batch_fetcher,
     cleanup,
     init_distributed,
     is_main_process,
@@ -64,6 +66,8 @@ __all__ = [
     "wrap_model",
     "unwrap",
     "ResumableSampler",
+    "BatchLoader",
+    "batch_fetcher",
     "make_loader",
     "set_epoch",
     "all_reduce_mean",

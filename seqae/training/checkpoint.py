@@ -77,8 +77,13 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temp file next to ``path`` and move it into place."""
+def _atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, sync_dir: bool = True
+) -> Path:
+    """Call ``write(file)`` on a temp file next to ``path`` and move it into place.
+
+    ``sync_dir=False`` leaves the rename to be persisted by a later write into the same
+    directory that syncs it (several files written together need one directory sync)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL on a random name: no collisions; mode 0o666 & ~umask, like a plain open().
@@ -94,7 +99,8 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Non
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
     return path
 
 
@@ -103,19 +109,24 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     return _atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
-    return _atomic_write(path, lambda f: f.write(data))
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (``sync_dir``: see ``_atomic_write``)."""
+    return _atomic_write(path, lambda f: f.write(data), sync_dir=sync_dir)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", sync_dir: bool = True
+) -> Path:
     """Write ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode(encoding))
+    return atomic_write_bytes(path, text.encode(encoding), sync_dir=sync_dir)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
+def atomic_write_json(
+    path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sync_dir: bool = True
+) -> Path:
     """Write ``obj`` as JSON (UTF-8, trailing newline) to ``path`` atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    text = json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
+    return atomic_write_text(path, text, sync_dir=sync_dir)
 
 
 def save_safetensors_atomic(
@@ -123,14 +134,16 @@ def save_safetensors_atomic(
     path: str | os.PathLike[str],
     *,
     metadata: Mapping[str, str] | None = None,
+    sync_dir: bool = True,
 ) -> Path:
     """``safetensors.torch.save_file`` atomically. Tensors are made contiguous and moved to CPU;
-    tensors sharing storage (tied weights) must be de-duplicated by the caller."""
+    tensors sharing storage (tied weights) must be de-duplicated by the caller. ``sync_dir=False``:
+    the rename is persisted by the next write into the directory that syncs it."""
     from safetensors.torch import save
 
     plain = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     data = save(plain, metadata=dict(metadata) if metadata is not None else None)
-    return atomic_write_bytes(path, data)
+    return atomic_write_bytes(path, data, sync_dir=sync_dir)
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ process per device, each on its own shard of the data; gradients are averaged by
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, TensorDataset
 
 from seqae.training.runtime import DevicePreference, get_device
 
@@ -43,6 +44,8 @@ __all__ = [
     "wrap_model",
     "unwrap",
     "ResumableSampler",
+    "BatchLoader",
+    "batch_fetcher",
     "make_loader",
     "set_epoch",
     "all_reduce_mean",
@@ -225,6 +228,28 @@ class ResumableSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         return itertools.islice(iter(self.inner), self.skip, None)
 
+    def order(self) -> torch.Tensor:
+        """``list(self)`` as an int64 tensor, built with tensor ops instead of Python lists.
+
+        The same order as ``DistributedSampler.__iter__`` (seeded ``randperm``, the tail padded
+        by cycling or dropped, every ``num_replicas``-th sample from ``rank``), then the skip.
+        """
+        inner = self.inner
+        n = len(inner.dataset)  # type: ignore[arg-type]
+        if inner.shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(inner.seed + inner.epoch)
+            indices = torch.randperm(n, generator=generator)
+        else:
+            indices = torch.arange(n)
+        if not inner.drop_last:
+            padding = inner.total_size - n
+            if padding > 0:
+                indices = torch.cat([indices, indices.repeat(math.ceil(padding / n))[:padding]])
+        else:
+            indices = indices[: inner.total_size]
+        return indices[inner.rank : inner.total_size : inner.num_replicas][self.skip :]
+
     def __len__(self) -> int:
         return max(0, len(self.inner) - self.skip)
 
@@ -232,6 +257,92 @@ class ResumableSampler(Sampler[int]):
 def _loader_seed(seed: int, rank: int, epoch: int) -> int:
     # Seeds the DataLoader's own generator, which draws the worker base seed on every iter().
     return (int(seed) * 1_000_003 + int(rank) * 7_919 + int(epoch) * 104_729) % (2**63)
+
+
+def batch_fetcher(dataset: Dataset[Any]) -> Callable[[torch.Tensor], Any] | None:
+    """The batched read of ``dataset``, or ``None`` when it only reads one item at a time.
+
+    A dataset opts in by defining ``get_batch(indices)``: given a 1-D int64 tensor of indices
+    it returns the whole batch, with the values (and the nesting of tuples) that collating
+    ``[dataset[i] for i in indices]`` would give. seqae's in-memory datasets
+    (:class:`~seqae.data.DigitsDataset`, :class:`~seqae.data.NpzDataset`) define it; a
+    ``torch.utils.data.TensorDataset`` is read by indexing its tensors. (Not torch's
+    ``__getitems__``: that one returns a list of items, which ``Subset`` and ``random_split``
+    pass on to a collate function.)
+    """
+    get_batch = getattr(dataset, "get_batch", None)
+    if callable(get_batch):
+        return get_batch
+    if type(dataset) is TensorDataset:
+        tensors = dataset.tensors
+        return lambda indices: tuple(t[indices] for t in tensors)
+    return None
+
+
+class BatchLoader:
+    """A single-process loader that reads each batch with one ``get_batch`` call.
+
+    The counterpart of ``DataLoader(dataset, batch_size, sampler=ResumableSampler(...))`` for
+    in-memory datasets: the same batches of the same samples in the same order (from the same
+    :class:`ResumableSampler`, so :func:`set_epoch`, ``skip_batches`` and DDP sharding behave
+    alike), without reading and collating the items one by one, which for small examples costs
+    more than the model's step. Batches are tuples where a ``DataLoader`` gives lists.
+    :func:`make_loader` builds one when the dataset has a batched read (see
+    :func:`batch_fetcher`) and no worker processes or ``collate_fn`` are asked for.
+
+    Args:
+        dataset: A map-style dataset.
+        fetch: Reads a batch from a 1-D int64 index tensor (see :func:`batch_fetcher`).
+        sampler: Gives this rank's sample order.
+        batch_size: Samples per batch.
+        drop_last: Drop the last incomplete batch.
+        pin_memory: Copy each batch's tensors to page-locked memory (for CUDA transfers;
+            ignored, as by ``DataLoader``, when CUDA is not available).
+    """
+
+    num_workers = 0
+    generator = None  # set_epoch reseeds a DataLoader's worker-seed generator; none here
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        *,
+        fetch: Callable[[torch.Tensor], Any],
+        sampler: ResumableSampler,
+        batch_size: int,
+        drop_last: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.dataset = dataset
+        self.fetch = fetch
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        order = self.sampler.order()  # this rank's samples, after the skip
+        for indices in order.split(self.batch_size)[: len(self)]:
+            batch = self.fetch(indices)
+            yield _pin(batch) if self.pin_memory else batch
+
+
+def _pin(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple
+        return type(batch)(*(_pin(b) for b in batch))
+    if isinstance(batch, tuple | list):
+        return type(batch)(_pin(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _pin(v) for k, v in batch.items()}
+    return batch
 
 
 def make_loader(
@@ -245,13 +356,18 @@ def make_loader(
     num_workers: int = 0,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     pin_memory: bool | None = None,
-) -> DataLoader[Any]:
-    """A DataLoader whose order is reproducible and resumable, sharded across ranks under DDP.
+) -> DataLoader[Any] | BatchLoader:
+    """A loader whose order is reproducible and resumable, sharded across ranks under DDP.
 
     Batches come from a :class:`ResumableSampler` (a ``DistributedSampler`` with skipping). It
     has its own seeded generator, so iterating it never draws from the global torch RNG (a plain
     ``DataLoader`` does, once per ``iter()``, which would shift dropout masks after a resume).
     Call :func:`set_epoch` at the start of every epoch, including the first.
+
+    A dataset with a batched read (``get_batch(indices)``, or a ``TensorDataset``; see
+    :func:`batch_fetcher`) gets a :class:`BatchLoader` when ``num_workers == 0`` and no
+    ``collate_fn`` is given: the same batches, read a batch at a time. Any other dataset gets a
+    ``torch.utils.data.DataLoader``.
 
     Args:
         dataset: Map-style dataset.
@@ -273,6 +389,17 @@ def make_loader(
         seed=seed,
         drop_last=drop_last,
     )
+    pin = ctx.device.type == "cuda" if pin_memory is None else pin_memory
+    fetch = batch_fetcher(dataset) if num_workers == 0 and collate_fn is None else None
+    if fetch is not None:
+        return BatchLoader(
+            dataset,
+            fetch=fetch,
+            sampler=sampler,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            pin_memory=pin,
+        )
     generator = torch.Generator()
     generator.manual_seed(_loader_seed(seed, ctx.rank, 0))
     return DataLoader(
@@ -282,18 +409,18 @@ def make_loader(
         drop_last=drop_last,
         num_workers=num_workers,
         collate_fn=collate_fn,
-        pin_memory=ctx.device.type == "cuda" if pin_memory is None else pin_memory,
+        pin_memory=pin,
         generator=generator,
         persistent_workers=False,
     )
 
 
-def set_epoch(loader: DataLoader[Any], epoch: int, *, skip_batches: int = 0) -> None:
+def set_epoch(loader: DataLoader[Any] | BatchLoader, epoch: int, *, skip_batches: int = 0) -> None:
     """Prepare ``loader`` (from :func:`make_loader`) for epoch ``epoch``.
 
     Args:
-        loader: A loader built by :func:`make_loader` (or any loader whose sampler has
-            ``set_epoch``).
+        loader: A loader built by :func:`make_loader` (a ``DataLoader`` or a
+            :class:`BatchLoader`; or any loader whose sampler has ``set_epoch``).
         epoch: Epoch number, starting at 0.
         skip_batches: Batches of this epoch already consumed before a resume; they are skipped
             without being loaded.

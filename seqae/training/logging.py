@@ -181,8 +181,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if isinstance(value, str) or value is None:
-        return value
+    if isinstance(value, str | bool) or value is None:
+        return value  # booleans stay JSON true/false (TensorBoard scalars still get 0/1)
     if isinstance(value, Tensor) and value.numel() != 1:
         return [_jsonable(v) for v in value.detach().cpu().tolist()]
     if isinstance(value, os.PathLike):

@@ -243,6 +243,14 @@ def check_finite(
         last_checkpoint: Path of the last checkpoint written (e.g.
             :attr:`CheckpointManager.latest_path`), reported in the message.
     """
+    # the common case, one scalar loss: one host read, no kernel launched
+    if (
+        isinstance(loss_or_dict, Tensor)
+        and loss_or_dict.numel() == 1
+        and not loss_or_dict.is_complex()
+        and math.isfinite(loss_or_dict.item())
+    ):
+        return
     if isinstance(loss_or_dict, Mapping):
         items = [
             (str(k), v) for k, v in loss_or_dict.items() if isinstance(v, Tensor | float | int)

@@ -11,7 +11,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from seqae.core.base import Bottleneck, BottleneckOutput, PriorBottleneck
+from seqae.core.base import (
+    Bottleneck,
+    BottleneckOutput,
+    NonFiniteInputError,
+    PriorBottleneck,
+    check_finite_input,
+)
 from seqae.core.binary import BinaryBottleneck
 from seqae.core.gaussian import GaussianBottleneck
 from seqae.core.identity import IdentityBottleneck
@@ -209,6 +215,46 @@ def test_bad_input_is_rejected_with_a_clear_message(name: str, layout: str) -> N
         corrupt.view(-1)[3] = bad
         with pytest.raises(ValueError, match=rf"non-finite.*1 {word}"):
             bn(corrupt)
+
+
+@pytest.mark.parametrize("layout", ["flat", "seq_first"])
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_non_finite_input_is_caught_at_every_position(
+    name: str, layout: str, training: bool
+) -> None:
+    # The finiteness check reads one scalar the bottleneck computes anyway (its KL) or a sum of
+    # h; a NaN or +/-inf anywhere in h (e.g. in the log-variance half that the clamp bounds)
+    # must still raise, naming the count, in training and in evaluation.
+    bn = build(name, layout).train(training)
+    h = make_input(bn, layout)
+    for bad, word in ((float("nan"), "NaN"), (float("inf"), "inf"), (-float("inf"), "inf")):
+        for i in range(h.numel()):
+            corrupt = h.clone()
+            corrupt.view(-1)[i] = bad
+            with pytest.raises(NonFiniteInputError, match=rf"non-finite.*1 {word}"):
+                bn(corrupt)
+    # the public pre-processing methods check too
+    method = {"gaussian": "posterior", "binary": "logits", "onehot": "logits"}.get(
+        name.split("_")[0]
+    )
+    if method is not None:
+        corrupt = h.clone()
+        corrupt.view(-1)[-1] = float("nan")
+        with pytest.raises(ValueError, match="non-finite"):
+            getattr(bn, method)(corrupt)
+
+
+def test_large_but_finite_input_is_not_rejected() -> None:
+    # a KL that overflows on finite values is no input error (as before): no exception
+    bn = GaussianBottleneck(latent_dim=2).train()
+    h = torch.tensor([[1e30, 0.0, 0.0, 0.0]])
+    out = bn(h)
+    assert torch.isinf(out.loss)
+    check_finite_input(torch.full((3, 4), 3e38), who="test")  # h.sum() overflows: still fine
+    with pytest.raises(NonFiniteInputError, match="1 NaN, 0 inf"):
+        check_finite_input(torch.tensor([[3e38, float("nan")]]), who="test")
+    assert issubclass(NonFiniteInputError, ValueError)
 
 
 @pytest.mark.parametrize(

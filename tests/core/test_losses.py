@@ -114,6 +114,36 @@ def test_gaussian_nll_learned_sigma_gets_gradient() -> None:
     torch.testing.assert_close(log_sigma.grad, expected)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["float", "buffer", "parameter"])
+@pytest.mark.parametrize("shape", [(6, 5), (4, 3, 5), (7,)])
+def test_gaussian_nll_shared_sigma_fast_path_matches_elementwise_form(
+    reduction: str, kind: str, shape: tuple[int, ...]
+) -> None:
+    # one shared sigma takes a shortcut (squared errors reduced first, normaliser added once):
+    # the same values and gradients, up to float rounding, as the elementwise formula
+    g = _gen(5)
+    mean = torch.randn(*shape, generator=g, requires_grad=True)
+    x = torch.randn(*shape, generator=g)
+    value = -0.7
+    log_sigma: float | torch.Tensor = value
+    if kind != "float":
+        log_sigma = torch.tensor(value, requires_grad=kind == "parameter")
+    out = L.gaussian_nll(mean, x, log_sigma=log_sigma, reduction=reduction)
+    expected = 0.5 * ((x - mean) / math.exp(value)) ** 2 + value + 0.5 * math.log(2 * math.pi)
+    torch.testing.assert_close(out, _manual_reduce(expected, reduction), atol=1e-5, rtol=1e-5)
+    (grad,) = torch.autograd.grad(out.sum(), mean)
+    (expected_grad,) = torch.autograd.grad(_manual_reduce(expected, reduction).sum(), mean)
+    torch.testing.assert_close(grad, expected_grad)
+    if kind == "parameter":
+        out = L.gaussian_nll(mean.detach(), x, log_sigma=log_sigma, reduction=reduction)
+        (grad_ls,) = torch.autograd.grad(out.sum(), log_sigma)
+        ls_ref = torch.tensor(value, requires_grad=True)
+        ref = 0.5 * ((x - mean.detach()) * torch.exp(-ls_ref)) ** 2 + ls_ref
+        (expected_ls,) = torch.autograd.grad(_manual_reduce(ref, reduction).sum(), ls_ref)
+        torch.testing.assert_close(grad_ls, expected_ls)
+
+
 def test_gaussian_nll_rejects_log_sigma_that_changes_shape() -> None:
     with pytest.raises(ValueError, match="log_sigma"):
         L.gaussian_nll(torch.zeros(2, 3), torch.zeros(2, 3), log_sigma=torch.zeros(5, 2, 3))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqae.core.base import NonFiniteInputError
 from seqae.core.identity import IdentityBottleneck
 from seqae.core.model import Autoencoder, slerp
 from seqae.core.nets import MLP
@@ -201,6 +202,41 @@ def test_nan_input_is_refused() -> None:
     x[1, 2] = float("nan")
     with pytest.raises(ValueError, match="1 NaN or infinite"):
         model(x)
+
+
+@pytest.mark.parametrize("bottleneck", ["identity", "gaussian", "vq", "binary", "onehot"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_non_finite_input_data_are_named(bottleneck: str, training: bool) -> None:
+    model = Autoencoder.from_config(_config(bottleneck)).train(training)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(3, 12)
+        x[2, 5] = bad
+        x[0, 0] = bad
+        with pytest.raises(NonFiniteInputError, match="input holds 2 NaN or infinite values"):
+            model(x)
+        with pytest.raises(ValueError, match="input holds 2 NaN or infinite values"):
+            model.encode(x)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        model.encode([[0.0] * 12])
+
+
+def test_non_finite_features_from_finite_data_blame_the_bottleneck_input() -> None:
+    # the data are clean but the encoder has diverged: the bottleneck's own error comes through
+    model = Autoencoder.from_config(_config("gaussian"))
+    with torch.no_grad():
+        model.encoder.layers[0][0].weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteInputError, match="GaussianBottleneck: input contains"):
+        model(torch.rand(3, 12))
+
+
+def test_reconstruction_loss_is_the_mean_negative_log_likelihood() -> None:
+    for options in ({}, {"likelihood": "bernoulli"}, {"learn_sigma": True, "sigma": 0.5}):
+        model = Autoencoder.from_config(_config("gaussian", **options))
+        x = torch.rand(5, 12)
+        x_hat = torch.rand(5, 12)
+        torch.testing.assert_close(
+            model.reconstruction_loss(x_hat, x), -model.log_likelihood(x_hat, x).mean()
+        )
 
 
 def test_stacked_autoencoder_mirrors_sizes_and_round_trips(tmp_path: Path) -> None:

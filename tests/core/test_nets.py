@@ -26,6 +26,30 @@ def test_mlp_norm_and_dropout(norm: str | None) -> None:
     assert torch.equal(m(x), m(x))
 
 
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_mlp_blocks_keep_their_layout_and_state_dict_keys(norm: str | None, dropout: float) -> None:
+    # absent options sit in the blocks as nn.Identity placeholders (skipped when called), so
+    # positions and state-dict keys do not depend on the options: saved models keep loading
+    torch.manual_seed(0)
+    m = MLP(in_dim=6, hidden=(5,), out_dim=3, norm=norm, dropout=dropout).eval()
+    assert all(isinstance(block, torch.nn.Sequential) for block in m.layers)
+    assert [len(block) for block in m.layers] == [4, 2]
+    keys = {"layers.0.0.weight", "layers.0.0.bias", "layers.1.0.weight", "layers.1.0.bias"}
+    if norm == "batch":
+        keys |= {f"layers.0.1.{k}" for k in ("weight", "bias", "running_mean", "running_var")}
+        keys |= {"layers.0.1.num_batches_tracked"}
+    elif norm == "layer":
+        keys |= {"layers.0.1.weight", "layers.0.1.bias"}
+    assert set(m.state_dict()) == keys
+    x = torch.randn(7, 6)
+    reference = x
+    for block in m.layers:  # every module called in order, as nn.Sequential would
+        for module in block:
+            reference = module(reference)
+    assert torch.equal(m(x), reference)
+
+
 def test_mlp_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match=r"expects input of shape \(B, 64\).*got \(5, 63\)"):
         MLP(in_dim=64, out_dim=2)(torch.randn(5, 63))

@@ -147,3 +147,71 @@ def test_fresh_noise_keyed_to_epoch_is_order_independent() -> None:
     assert torch.equal(again[7][0], forward[7])
     again.set_epoch(6)
     assert not torch.equal(again[7][0], forward[7])
+
+
+# --------------------------------------------------------------------------------------------
+# Batched reads (get_batch, __getitems__): the values item-by-item reads give
+# --------------------------------------------------------------------------------------------
+def _per_item(dataset: DigitsDataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    items = [dataset[i] for i in indices]
+    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
+@pytest.mark.parametrize("mode", ["none", "fixed", "fresh_epoch"])
+@pytest.mark.parametrize("flatten", [True, False])
+def test_get_batch_equals_item_reads(mode: str, flatten: bool) -> None:
+    values, labels = load_digits_arrays()
+    dequantize = "fresh" if mode == "fresh_epoch" else mode
+    dataset = DigitsDataset(
+        values[:200], labels[:200], dequantize=dequantize, seed=4, flatten=flatten
+    )
+    indices = [17, 3, 199, 3, 0, 64]  # any order, repeats allowed
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        x, y = dataset.get_batch(torch.tensor(indices))
+        x_items, y_items = _per_item(dataset, indices)
+        assert x.shape == ((6, 64) if flatten else (6, 1, 8, 8))
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert torch.equal(x, x_items) and torch.equal(y, y_items)  # bitwise
+        x_list, _ = dataset.get_batch(indices)  # a list of ints works too
+        assert torch.equal(x_list, x)
+
+
+def test_get_batch_fresh_noise_follows_the_item_stream() -> None:
+    # without set_epoch, fresh noise comes from the dataset's running generator: a batched read
+    # draws the same numbers, in the same order, as the same items read one at a time
+    values, labels = load_digits_arrays()
+    one = DigitsDataset(values[:50], labels[:50], dequantize="fresh", seed=9)
+    other = DigitsDataset(values[:50], labels[:50], dequantize="fresh", seed=9)
+    indices = [5, 1, 44, 5]
+    for _ in range(2):
+        x, _ = one.get_batch(torch.tensor(indices))
+        x_items, _ = _per_item(other, indices)
+        assert torch.equal(x, x_items)
+
+
+def test_get_batch_empty_and_dataloader_paths_agree() -> None:
+    splits = load_digits_splits(seed=2)
+    x, y = splits.train.get_batch([])
+    assert x.shape == (0, 64) and y.shape == (0,)
+    # __getitems__ follows torch's contract (a list of items), so a plain DataLoader, its
+    # default collation, Subset and random_split keep working and give the same batches
+    items = splits.train.__getitems__([4, 2])
+    assert isinstance(items, list) and len(items) == 2
+    assert all(torch.equal(a, b) for a, b in zip(items[1], splits.train[2], strict=True))
+    loader = DataLoader(splits.train, batch_size=16, shuffle=False)
+    xb, yb = next(iter(loader))
+    x_ref, y_ref = splits.train.get_batch(torch.arange(16))
+    assert torch.equal(xb, x_ref) and torch.equal(yb, y_ref)
+    subset = torch.utils.data.Subset(splits.train, [7, 8, 9])
+    xs, ys = next(iter(DataLoader(subset, batch_size=3)))
+    assert torch.equal(xs, splits.train.get_batch([7, 8, 9])[0])
+    assert torch.equal(ys, splits.train.y[7:10])
+
+
+def test_tensors_unchanged_by_precomputed_inputs() -> None:
+    splits = load_digits_splits(seed=0)
+    x, _ = splits.train.tensors()
+    assert torch.equal(x, splits.train.values.float() / 16)
+    x.zero_()  # a copy: the dataset's own inputs are untouched
+    assert splits.train[0][0].sum() > 0

@@ -73,6 +73,20 @@ def test_npz_dataset_with_and_without_labels(tmp_path):
     assert xb.shape == (5, 2, 3) and yb.tolist() == [0, 1, 2, 3, 4] and yb.dtype == torch.int64
 
 
+@pytest.mark.parametrize("label_key", [None, "y"])
+def test_npz_get_batch_equals_item_reads(tmp_path, label_key):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=np.random.default_rng(1).random((7, 2, 3)), y=np.arange(7) % 3)
+    ds = NpzDataset(path, label_key=label_key)
+    indices = [6, 0, 3, 0]
+    batch = ds.get_batch(torch.tensor(indices))
+    items = [ds[i] for i in indices]
+    assert len(batch) == (1 if label_key is None else 2)
+    for got, parts in zip(batch, zip(*items, strict=True), strict=True):
+        assert torch.equal(got, torch.stack(parts))
+    assert all(torch.equal(a, b) for a, b in zip(ds.get_batch(indices), batch, strict=True))
+
+
 def test_npz_compressed_and_custom_key(tmp_path):
     path = tmp_path / "c.npz"
     np.savez_compressed(path, images=np.ones((3, 4), dtype=np.uint8))

@@ -86,6 +86,26 @@ def test_atomic_text_json_and_safetensors(tmp_path) -> None:
     assert os.stat(tmp_path / "m.json").st_mode == os.stat(tmp_path / "plain.txt").st_mode
 
 
+def test_files_written_together_share_one_directory_sync(tmp_path, monkeypatch) -> None:
+    # every file is fsynced before its rename; the directory is synced once, after the last
+    # rename (Autoencoder.save_pretrained writes two files this way)
+    from seqae.core import Autoencoder
+
+    synced_dirs: list[str] = []
+    real = checkpoint_module._fsync_dir
+    monkeypatch.setattr(
+        checkpoint_module, "_fsync_dir", lambda d: (synced_dirs.append(str(d)), real(d))
+    )
+    atomic_write_text(tmp_path / "a.txt", "a", sync_dir=False)
+    assert synced_dirs == [] and (tmp_path / "a.txt").read_text() == "a"
+    model = Autoencoder.stacked([6, 4, 2])
+    model.save_pretrained(tmp_path / "model")
+    assert synced_dirs == [str(tmp_path / "model")]
+    again = Autoencoder.from_pretrained(tmp_path / "model")
+    x = torch.randn(3, 6)
+    assert torch.equal(again.reconstruct(x), model.reconstruct(x))
+
+
 # -- CheckpointManager -------------------------------------------------------------------------
 
 

@@ -93,3 +93,12 @@ def test_write_metrics_json_converts_numbers(tmp_path) -> None:
         "vec": [1.0, 2.0],
         "name": "run",
     }
+
+
+def test_metrics_json_keeps_booleans(tmp_path) -> None:
+    import json
+
+    from seqae.training import write_metrics_json
+
+    write_metrics_json(tmp_path / "m.json", {"target_met": True, "n": 3, "x": float("nan")})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"target_met": True, "n": 3, "x": None}

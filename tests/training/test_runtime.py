@@ -124,6 +124,17 @@ def test_check_finite_single_tensor_and_float() -> None:
         check_finite({"total": float("-inf")}, step=1)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_finite_scalar_loss_fast_path(bad: float) -> None:
+    # one scalar loss (with or without a graph): read once, no kernels; still names the value
+    loss = torch.tensor(bad, requires_grad=True) * 2.0
+    with pytest.raises(NonFiniteLossError, match=f"became {bad}") as info:
+        check_finite(loss, step=5)
+    assert info.value.step == 5
+    check_finite(torch.tensor([3.0]), step=0)
+    check_finite(torch.tensor(2, dtype=torch.int64), step=0)
+
+
 def test_non_finite_error_pickles() -> None:
     err = NonFiniteLossError(7, "rec", float("nan"), "a/b.pt")
     again = pickle.loads(pickle.dumps(err))
