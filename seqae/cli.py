@@ -89,6 +89,9 @@ def load_recipe(path: Path) -> ModuleType:
     if spec is None or spec.loader is None:
         raise SystemExit(f"seqae: cannot import recipe {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered before running it, as the import system does: dataclasses and pickling look
+    # a module up by name while it executes.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     if not callable(getattr(module, "main", None)):
         raise SystemExit(f"seqae: recipe {path} has no main(cfg) function")

@@ -44,3 +44,16 @@ def test_unknown_override_key_lists_valid_keys() -> None:
 def test_stray_argument_is_an_error() -> None:
     proc = _seqae("run", "vae_digits", "--config", "vae_digits_tiny", "--bogus")
     assert proc.returncode != 0 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_recipe_module_can_define_dataclasses(tmp_path) -> None:
+    from seqae.cli import load_recipe
+
+    script = tmp_path / "dc_recipe.py"
+    script.write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n\n"
+        "@dataclass\nclass Point:\n    x: int\n\n"
+        "def main(cfg):\n    return Point(cfg['x'])\n"
+    )
+    assert load_recipe(script).main({"x": 3}).x == 3

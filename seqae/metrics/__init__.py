@@ -5,6 +5,13 @@ module's docstring for what it calls).
 """
 
 from seqae.metrics.classification import accuracy, classifier_accuracy
+from seqae.metrics.clustering import (
+    ClusteringScores,
+    clustering_accuracy,
+    clustering_scores,
+    match_clusters,
+    purity,
+)
 from seqae.metrics.codebook import (
     CodebookUsage,
     code_histogram,
@@ -27,6 +34,11 @@ from seqae.metrics.reconstruction import (
 )
 
 __all__ = [
+    "ClusteringScores",
+    "clustering_accuracy",
+    "clustering_scores",
+    "match_clusters",
+    "purity",
     "accuracy",
     "classifier_accuracy",
     "DEFAULT_NUM_SAMPLES",
