@@ -19,6 +19,15 @@ from seqae.metrics.codebook import (
     codebook_usage,
     perplexity_from_counts,
 )
+from seqae.metrics.disentanglement import (
+    DCIResult,
+    FactorVAEResult,
+    MIGResult,
+    dci,
+    evaluate_disentanglement,
+    factor_vae_score,
+    mig,
+)
 from seqae.metrics.likelihood import (
     DEFAULT_NUM_SAMPLES,
     elbo,
@@ -34,6 +43,13 @@ from seqae.metrics.reconstruction import (
 )
 
 __all__ = [
+    "DCIResult",
+    "FactorVAEResult",
+    "MIGResult",
+    "dci",
+    "evaluate_disentanglement",
+    "factor_vae_score",
+    "mig",
     "ClusteringScores",
     "clustering_accuracy",
     "clustering_scores",
