@@ -61,6 +61,7 @@ from seqae.training import (  # noqa: E402
     MetricLogger,
     check_finite,
     get_device,
+    require_single_process,  # noqa: E402
     seed_everything,
     write_metrics_json,
 )
@@ -461,6 +462,7 @@ def save_figures(
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    require_single_process("ae_vs_pca")
     run_dir, models, summaries = train(cfg)
     metrics = evaluate(run_dir, cfg, models, summaries)
     plt.close("all")

@@ -76,6 +76,7 @@ from seqae.training import (  # noqa: E402
     atomic_save,
     check_finite,
     get_device,
+    require_single_process,  # noqa: E402
     seed_everything,
     write_metrics_json,
 )
@@ -443,6 +444,7 @@ def tree_scores(
 # run
 # ---------------------------------------------------------------------------------------------
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    require_single_process("binary_tree")
     validate(cfg)
     threads = torch.get_num_threads()
     if cfg["train"]["threads"]:

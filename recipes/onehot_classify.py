@@ -70,6 +70,7 @@ from seqae.training import (  # noqa: E402
     atomic_save,
     check_finite,
     get_device,
+    require_single_process,  # noqa: E402
     seed_everything,
     write_metrics_json,
 )
@@ -384,6 +385,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    require_single_process("onehot_classify")
     validate(cfg)
     threads = torch.get_num_threads()
     if cfg["train"]["threads"]:

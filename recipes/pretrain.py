@@ -68,6 +68,7 @@ from seqae.training import (  # noqa: E402
     MetricLogger,
     check_finite,
     get_device,
+    require_single_process,  # noqa: E402
     seed_everything,
     write_metrics_json,
 )
@@ -541,6 +542,7 @@ def save_figure(metrics: dict[str, Any], out_dir: Path) -> plt.Figure:
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    require_single_process("pretrain")
     run_dir, results, data = train(cfg)
     metrics = evaluate(run_dir, cfg, results, data)
     plt.close("all")

@@ -138,6 +138,20 @@ def _world() -> tuple[int, int]:
     return _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
 
 
+def require_single_process(recipe: str) -> None:
+    """Refuse to run under torchrun with more than one process.
+
+    For recipes that train many small models one after another: every rank would repeat the
+    whole job and race to write the same files.
+    """
+    world_size = _env_int("WORLD_SIZE", 1)
+    if world_size > 1:
+        raise RuntimeError(
+            f"{recipe} runs in a single process (its models are small and trained one after "
+            f"another); it was launched with WORLD_SIZE={world_size}: run it without torchrun"
+        )
+
+
 def is_main_process() -> bool:
     """True unless this is a non-zero rank of a torchrun job. Usable anywhere, any time."""
     return _world()[0] == 0

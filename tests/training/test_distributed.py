@@ -172,3 +172,23 @@ def test_torchrun_two_process_ddp_with_vq(tmp_path) -> None:
         "step_00000008.pt",
     ]
     assert len(list((tmp_path / "tb").iterdir())) == 1
+
+
+def test_require_single_process_refuses_torchrun(monkeypatch) -> None:
+    from seqae.training import require_single_process
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    require_single_process("r")  # one process: fine
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="r runs in a single process.*WORLD_SIZE=2"):
+        require_single_process("r")
+
+
+@pytest.mark.parametrize("recipe", ["ae_vs_pca", "pretrain", "onehot_classify", "binary_tree"])
+def test_single_process_recipes_refuse_torchrun(recipe: str, monkeypatch, tmp_path) -> None:
+    from seqae.cli import run_recipe
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match=f"{recipe} runs in a single process"):
+        run_recipe(recipe, config=f"{recipe}_tiny", overrides=[f"output_dir={tmp_path}"])
+    assert not (tmp_path / "metrics.json").exists()
