@@ -56,12 +56,13 @@ from seqae.config import save_config  # noqa: E402
 from seqae.core import Autoencoder  # noqa: E402
 from seqae.data.digits import load_digits_splits  # noqa: E402
 from seqae.data.files import validate_array  # noqa: E402
+from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     EarlyStopping,
     MetricLogger,
     check_finite,
     get_device,
-    require_single_process,  # noqa: E402
+    require_single_process,
     seed_everything,
     write_metrics_json,
 )
@@ -388,16 +389,6 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def _strip(images: Tensor) -> Tensor:
-    """``(n, 64)`` images -> one ``(8, 9n - 1)`` row, NaN columns between images."""
-    tiles = images.detach().cpu().float().clamp(0, 1).view(-1, 8, 8)
-    gap = torch.full((8, 1), float("nan"))
-    parts: list[Tensor] = []
-    for i, tile in enumerate(tiles):
-        parts += [gap, tile] if i else [tile]
-    return torch.cat(parts, dim=1)
-
-
 def save_figures(
     models: dict[int, Autoencoder],
     pcas: dict[int, PCA],
@@ -445,12 +436,9 @@ def save_figures(
     for k in sizes:
         rows.append((f"AE, k={k}", models[k].reconstruct(x.to(device)).cpu()))
         rows.append((f"PCA, k={k}", pcas[k].reconstruct(x)))
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="#b0b0b0")
     fig, axes = plt.subplots(len(rows), 1, figsize=(0.55 * n + 1.2, 0.62 * len(rows)))
     for ax, (label, images) in zip(axes, rows, strict=True):
-        ax.imshow(_strip(images).numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        show_images(ax, images, ncol=images.shape[0])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("test digits and their reconstructions", fontsize=9)
     figs["reconstructions"] = fig

@@ -71,12 +71,13 @@ from seqae.metrics.clustering import (  # noqa: E402
     normalized_mutual_info,
     purity,
 )
+from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     MetricLogger,
     atomic_save,
     check_finite,
     get_device,
-    require_single_process,  # noqa: E402
+    require_single_process,
     seed_everything,
     write_metrics_json,
 )
@@ -592,19 +593,6 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def _show_grid(ax: plt.Axes, images: Tensor, ncol: int) -> None:
-    """Tile ``(N, 64)`` images in rows of ``ncol`` on one axis (grey gaps)."""
-    rows = max(1, math.ceil(images.shape[0] / ncol))
-    canvas = torch.full((rows * 9 - 1, ncol * 9 - 1), float("nan"))
-    for i, img in enumerate(images.detach().cpu().clamp(0, 1).view(-1, SIDE, SIDE)):
-        r, c = divmod(i, ncol)
-        canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = img
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="#d0d0d0")
-    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def save_figures(
     root: Node,
     test_paths: list[str],
@@ -639,7 +627,7 @@ def save_figures(
         members = [i for i, p in enumerate(test_paths) if p.startswith(node.path)]
         ax = fig.add_axes((cx - width / 2, cy - height / 2, width, height))
         if members:
-            _show_grid(ax, x[members[:n_show]], ncol)
+            show_images(ax, x[members[:n_show]], ncol=ncol, gap_color="#d0d0d0")
             counts = torch.bincount(y[members], minlength=10)
             maj = int(counts.argmax())
             ax.set_title(
@@ -653,7 +641,7 @@ def save_figures(
             proto_ax = fig.add_axes(
                 (cx - width / 4, cy - height / 2 - 0.3 * height, width / 2, 0.25 * height)
             )
-            _show_grid(proto_ax, node.prototypes, 2)
+            show_images(proto_ax, node.prototypes, ncol=2, gap_color="#d0d0d0")
             proto_ax.set_xlabel("decoded bit 0 | 1", fontsize=5, labelpad=1)
     for node in nodes:
         for child in node.children:

@@ -61,6 +61,7 @@ from seqae.core.losses import (  # noqa: E402
 from seqae.core.nets import MLP  # noqa: E402
 from seqae.data import FACTOR_NAMES, SHAPE_NAMES, ShapesDataset  # noqa: E402
 from seqae.metrics.disentanglement import evaluate_disentanglement  # noqa: E402
+from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     CheckpointManager,
     DistributedContext,
@@ -472,19 +473,6 @@ def evaluate_one(
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def _image_row(ax: plt.Axes, images: Tensor) -> None:
-    """Tile ``(N, 1, R, R)`` images in one row with thin grey separators."""
-    n, r = images.shape[0], images.shape[-1]
-    canvas = torch.full((r, n * (r + 1) - 1), float("nan"))
-    for i, img in enumerate(images.detach().cpu().clamp(0, 1)):
-        canvas[:, i * (r + 1) : i * (r + 1) + r] = img[0]
-    cmap = plt.get_cmap("gray").with_extremes(bad="#b0b0b0")
-    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-@torch.no_grad()
 def traversal(
     model: Autoencoder, x: Tensor, *, steps: int, k: float
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -520,7 +508,7 @@ def run_figures(
     fig, axes = plt.subplots(d, 1, figsize=(steps * 0.55 + 1.6, d * 0.62 + 0.5))
     axes = np.atleast_1d(axes)
     for ax, i in zip(axes, order, strict=True):
-        _image_row(ax, images[i])
+        show_images(ax, images[i], ncol=steps, cmap="gray")
         best = int(np.argmax(info[i]))
         # the factor this unit has most mutual information with (nats), for active units
         told = f"{FACTOR_NAMES[best]} ({info[i, best]:.2f})" if active[i] else "inactive"
@@ -537,8 +525,8 @@ def run_figures(
 
     n = min(12, x.shape[0])
     fig, axes = plt.subplots(2, 1, figsize=(n * 0.6 + 1.0, 1.6))
-    _image_row(axes[0], x[:n])
-    _image_row(axes[1], model.reconstruct(x[:n]))
+    show_images(axes[0], x[:n], ncol=n, cmap="gray")
+    show_images(axes[1], model.reconstruct(x[:n]), ncol=n, cmap="gray")
     axes[0].set_ylabel("held out", rotation=0, ha="right", fontsize=8)
     axes[1].set_ylabel("recon.", rotation=0, ha="right", fontsize=8)
     fig.tight_layout()

@@ -50,7 +50,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from seqae.config import save_config  # noqa: E402
@@ -65,12 +64,14 @@ from seqae.metrics.clustering import (  # noqa: E402
     matched_confusion_matrix,
     normalized_mutual_info,
 )
+from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     MetricLogger,
     atomic_save,
     check_finite,
     get_device,
-    require_single_process,  # noqa: E402
+    require_single_process,
+    save_safetensors_atomic,
     seed_everything,
     write_metrics_json,
 )
@@ -494,9 +495,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     write_metrics_json(run_dir / "metrics.json", metrics)
 
     first = kept_models[0].cpu()
-    save_file(
+    save_safetensors_atomic(
         {k: v.contiguous() for k, v in first.state_dict().items()},
-        str(run_dir / "model.safetensors"),
+        run_dir / "model.safetensors",
     )
     figures = save_figures(
         first, data, kmeans_codes[0], run_dir / "figures", cfg["figures"], metrics
@@ -515,19 +516,6 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def _show_grid(ax: plt.Axes, images: Tensor, ncol: int) -> None:
-    """Tile ``(N, 64)`` images in rows of ``ncol`` on one axis (grey gaps, NaN cells blank)."""
-    rows = max(1, math.ceil(images.shape[0] / ncol))
-    canvas = torch.full((rows * 9 - 1, ncol * 9 - 1), float("nan"))
-    for i, img in enumerate(images.detach().cpu().clamp(0, 1).view(-1, SIDE, SIDE)):
-        r, c = divmod(i, ncol)
-        canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = img  # NaN (blank) stays NaN
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="#d0d0d0")
-    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _confusion(ax: plt.Axes, y: Tensor, pred: Tensor, title: str) -> None:
     matrix, classes = matched_confusion_matrix(y, pred)
     shown = matrix[:, :-1] if matrix[:, -1].sum() == 0 else matrix
@@ -575,7 +563,7 @@ def save_figures(
         blank = torch.full((n + 1 - len(members), PIXELS), float("nan"))
         rows.append(torch.cat([prototypes[c : c + 1], blank[:1], members, blank[1:]]))
     fig, ax = plt.subplots(figsize=(1.5 + (n + 2) * 0.42, 0.6 + k * 0.42))
-    _show_grid(ax, torch.cat(rows), n + 2)
+    show_images(ax, torch.cat(rows), ncol=n + 2, gap_color="#d0d0d0")
     labels = [
         f"code {c} -> {mapped[c]}  (n={int((codes == c).sum())})"
         if c in mapped

@@ -68,7 +68,7 @@ from seqae.training import (  # noqa: E402
     MetricLogger,
     check_finite,
     get_device,
-    require_single_process,  # noqa: E402
+    require_single_process,
     seed_everything,
     write_metrics_json,
 )

@@ -31,9 +31,11 @@ from torch import Tensor  # noqa: E402
 
 from seqae.config import save_config  # noqa: E402
 from seqae.core import Autoencoder  # noqa: E402
+from seqae.core.losses import kl_normal_std  # noqa: E402
 from seqae.core.schedules import build_schedule  # noqa: E402
 from seqae.data.digits import discrete_nll_bound, load_digits_splits  # noqa: E402
 from seqae.metrics import importance_sampled_nll  # noqa: E402
+from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     CheckpointManager,
     EarlyStopping,
@@ -115,7 +117,7 @@ def negative_elbo(model: Autoencoder, x: Tensor, *, batch_size: int = 1024) -> d
         mu, logvar = model.bottleneck.posterior(model.encoder(xb))
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         rec += -model.log_likelihood(model.decode(z), xb).sum().item()
-        kl += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum().item()
+        kl += kl_normal_std(mu, logvar, reduction="sum").item()
     model.train(was_training)
     n = x.shape[0]
     return {"loss": (rec + kl) / n, "rec": rec / n, "kl": kl / n}
@@ -257,7 +259,7 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
     )
     neg_elbo = negative_elbo(model, x_test)
     mu, logvar = model.bottleneck.posterior(model.encoder(x_test))
-    kl_per_dim = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)
+    kl_per_dim = kl_normal_std(mu, logvar, reduction="none").mean(0)
     metrics = {
         "test_mse": torch.mean((model.reconstruct(x_test) - x_test) ** 2).item(),
         "test_nll": nll,
@@ -286,20 +288,6 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def _show_grid(ax: plt.Axes, images: Tensor, nrow: int) -> None:
-    """Tile ``(N, 64)`` images in rows of ``nrow`` on one axis."""
-    n = images.shape[0]
-    ncol_rows = math.ceil(n / nrow)
-    canvas = torch.full((ncol_rows * 9 - 1, nrow * 9 - 1), float("nan"))  # NaN: grey separators
-    for i, img in enumerate(images.detach().cpu().clamp(0, 1).view(-1, 8, 8)):
-        r, c = divmod(i, nrow)
-        canvas[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] = img
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="#b0b0b0")
-    ax.imshow(canvas.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def save_figures(
     model: Autoencoder, x: Tensor, y: Tensor, mu: Tensor, out_dir: Path, fig_cfg: dict[str, Any]
 ) -> dict[str, plt.Figure]:
@@ -308,15 +296,17 @@ def save_figures(
     n = min(16, x.shape[0])
 
     fig, axes = plt.subplots(2, 1, figsize=(8, 1.6))
-    _show_grid(axes[0], x[:n], n)
-    _show_grid(axes[1], model.reconstruct(x[:n]), n)
+    show_images(axes[0], x[:n], ncol=n)
+    show_images(axes[1], model.reconstruct(x[:n]), ncol=n)
     axes[0].set_ylabel("test", rotation=0, ha="right")
     axes[1].set_ylabel("recon.", rotation=0, ha="right")
     figs["reconstructions"] = fig
 
     torch.manual_seed(0)
     fig, ax = plt.subplots(figsize=(4, 4))
-    _show_grid(ax, model.sample(fig_cfg["num_samples"]), int(math.sqrt(fig_cfg["num_samples"])))
+    show_images(
+        ax, model.sample(fig_cfg["num_samples"]), ncol=int(math.sqrt(fig_cfg["num_samples"]))
+    )
     ax.set_title("samples from the prior")
     figs["samples"] = fig
 
@@ -330,7 +320,7 @@ def save_figures(
     fig, axes = plt.subplots(2, 1, figsize=(steps * 0.6, len(pairs) * 1.3))
     for ax, method in zip(axes, ("linear", "slerp"), strict=True):
         path = model.interpolate(x[idx_a], x[idx_b], steps=steps, method=method)  # (steps, P, 64)
-        _show_grid(ax, path.transpose(0, 1).reshape(-1, PIXELS), steps)
+        show_images(ax, path.transpose(0, 1).reshape(-1, PIXELS), ncol=steps)
         ax.set_title(f"{method} interpolation in latent space", fontsize=9)
     figs["interpolation"] = fig
 

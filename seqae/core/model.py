@@ -19,7 +19,7 @@ import contextlib
 import copy
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -166,11 +166,7 @@ class Autoencoder(nn.Module):
             raise ValueError(
                 f"autoencoder config is missing {missing}; it needs encoder, bottleneck and decoder specs"
             )
-        unknown = sorted(set(config) - {"encoder", "bottleneck", "decoder", *_OPTION_KEYS})
-        if unknown:
-            raise ValueError(
-                f"unknown autoencoder config keys {unknown}; valid keys: encoder, bottleneck, decoder, {', '.join(_OPTION_KEYS)}"
-            )
+        _check_keys(config, ("encoder", "bottleneck", "decoder", *_OPTION_KEYS))
         options = {k: config[k] for k in _OPTION_KEYS if k in config}
         return cls(
             encoder=registry_build("encoder", config["encoder"]),
@@ -209,30 +205,34 @@ class Autoencoder(nn.Module):
                 f"a stacked autoencoder needs at least [input, code] sizes, got {sizes}"
             )
         bottleneck = dict(bottleneck or {"name": "identity"})
-        built = registry_build("bottleneck", bottleneck)
+        _check_keys(options, _OPTION_KEYS)
+        built = registry_build(
+            "bottleneck", bottleneck
+        )  # built once; its code_size sizes the decoder
         code = getattr(built, "code_size", None) or sizes[-1]
-        return cls.from_config(
+        encoder = registry_build(
+            "encoder",
             {
-                "encoder": {
-                    "name": "mlp",
-                    "in_dim": sizes[0],
-                    "hidden": sizes[1:-1],
-                    "out_dim": sizes[-1],
-                    "activation": activation,
-                    "out_activation": activation if bottleneck["name"] != "identity" else None,
-                },
-                "bottleneck": bottleneck,
-                "decoder": {
-                    "name": "mlp",
-                    "in_dim": code,
-                    "hidden": sizes[-2:0:-1],
-                    "out_dim": sizes[0],
-                    "activation": activation,
-                    "out_activation": out_activation,
-                },
-                **options,
-            }
+                "name": "mlp",
+                "in_dim": sizes[0],
+                "hidden": sizes[1:-1],
+                "out_dim": sizes[-1],
+                "activation": activation,
+                "out_activation": activation if bottleneck["name"] != "identity" else None,
+            },
         )
+        decoder = registry_build(
+            "decoder",
+            {
+                "name": "mlp",
+                "in_dim": code,
+                "hidden": sizes[-2:0:-1],
+                "out_dim": sizes[0],
+                "activation": activation,
+                "out_activation": out_activation,
+            },
+        )
+        return cls(encoder=encoder, bottleneck=built, decoder=decoder, **options)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -426,6 +426,15 @@ class Autoencoder(nn.Module):
             ) from exc
         load_state_dict_strict(model, state, source=str(weights_path))
         return model.to(map_location)
+
+
+def _check_keys(keys: Iterable[str], valid: Sequence[str]) -> None:
+    """Refuse autoencoder config keys that are not in ``valid``, listing the valid ones."""
+    unknown = sorted(set(keys) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown autoencoder config keys {unknown}; valid keys: {', '.join(valid)}"
+        )
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:

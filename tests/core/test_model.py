@@ -254,3 +254,22 @@ def test_stacked_autoencoder_mirrors_sizes_and_round_trips(tmp_path: Path) -> No
     assert vae.sample(5).shape == (5, 12)
     with pytest.raises(ValueError, match="at least"):
         Autoencoder.stacked([12])
+
+
+def test_stacked_builds_its_bottleneck_once_and_refuses_unknown_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seqae.core import model as model_module
+
+    built: list[str] = []
+    real = model_module.registry_build
+
+    def counting(kind: str, spec: dict) -> object:
+        built.append(kind)
+        return real(kind, spec)
+
+    monkeypatch.setattr(model_module, "registry_build", counting)
+    Autoencoder.stacked([12, 8], bottleneck={"name": "gaussian", "in_dim": 8, "latent_dim": 2})
+    assert sorted(built) == ["bottleneck", "decoder", "encoder"]
+    with pytest.raises(ValueError, match=r"unknown autoencoder config keys \['nois'\]"):
+        Autoencoder.stacked([12, 8], nois=0.1)
