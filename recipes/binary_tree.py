@@ -64,6 +64,7 @@ from seqae.config import save_config  # noqa: E402
 from seqae.core.binary import BinaryBottleneck  # noqa: E402
 from seqae.core.nets import MLP  # noqa: E402
 from seqae.data import load_digits_splits, validate_array  # noqa: E402
+from seqae.data.neighbors import nearest_neighbors  # noqa: E402
 from seqae.metrics.clustering import (  # noqa: E402
     clustering_accuracy,
     contingency_table,
@@ -247,13 +248,6 @@ def node_objective(
     loss = o["reconstruction_weight"] * rec - o["mutual_info_weight"] * mi
     usage = (p > 0.5).float().mean().detach()  # fraction of the batch sent to child 1
     return {"loss": loss, "rec": rec, "mutual_info": mi, "bit_usage": usage}
-
-
-def nearest_neighbors(x: Tensor, k: int) -> Tensor:
-    """Indices ``(N, k)`` of each row's ``k`` nearest other rows (Euclidean, pixel space)."""
-    dist = torch.cdist(x, x)
-    dist.fill_diagonal_(float("inf"))
-    return dist.topk(k, largest=False).indices
 
 
 def train_node(

@@ -57,6 +57,7 @@ from seqae.core.nets import MLP  # noqa: E402
 from seqae.core.onehot import OneHotBottleneck  # noqa: E402
 from seqae.core.schedules import ExponentialSchedule  # noqa: E402
 from seqae.data import load_digits_splits, validate_array  # noqa: E402
+from seqae.data.neighbors import nearest_neighbors  # noqa: E402
 from seqae.metrics.clustering import (  # noqa: E402
     adjusted_rand_index,
     clustering_accuracy,
@@ -253,16 +254,6 @@ def augment(x: Tensor, aug: dict[str, float], generator: torch.Generator) -> Ten
     img = x.view(b, 1, SIDE, SIDE)
     grid = F.affine_grid(theta, list(img.shape), align_corners=False)
     return F.grid_sample(img, grid, align_corners=False).view(b, PIXELS)
-
-
-def nearest_neighbors(x: Tensor, k: int, *, among: Tensor | None = None) -> Tensor:
-    """Indices ``(N, k)`` of the ``k`` nearest rows of ``among`` (default ``x`` itself,
-    excluding each row) in Euclidean pixel distance: SCAN's mining step, with no labels."""
-    ref = x if among is None else among
-    dist = torch.cdist(x, ref)
-    if among is None:
-        dist.fill_diagonal_(float("inf"))
-    return dist.topk(k, largest=False).indices
 
 
 def clustering_loss(
