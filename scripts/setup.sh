@@ -13,7 +13,8 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 EXTRAS="${SEQAE_EXTRAS:-dev}"
 
 # --- system packages: speech synthesis for the embedded speech corpus -------------------------
-APT_PACKAGES=(espeak-ng flite libsndfile1)
+# espeak-ng, flite and festival with its English voices synthesize the corpus offline.
+APT_PACKAGES=(espeak-ng flite libsndfile1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

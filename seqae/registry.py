@@ -107,10 +107,13 @@ class Registry:
             if "core" not in self.plugins and self.group == ENTRY_POINT_GROUP:
                 # Running from a source tree that was never installed: no dist-info, so no
                 # entry points. Register the built-ins directly so seqae still works.
+                from seqae.audio.plugin import register as register_audio
                 from seqae.core.plugin import register as register_core
 
-                self.plugins.append("core")
-                register_core(_OriginRegistry(self, "core"))
+                for name, hook in (("core", register_core), ("audio", register_audio)):
+                    if name not in self.plugins:
+                        self.plugins.append(name)
+                        hook(_OriginRegistry(self, name))
 
     def _ensure_loaded(self) -> None:
         if self._autoload and not self._loaded:

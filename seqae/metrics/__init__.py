@@ -1,4 +1,5 @@
-"""Evaluation metrics: reconstruction error, log-likelihood, codebook usage.
+"""Evaluation metrics: reconstruction error, log-likelihood, codebook usage, clustering,
+disentanglement, and speech (speaker similarity, word error rate, mel-cepstral distortion).
 
 All run without gradients and accept batches on any device; models are duck-typed (see each
 module's docstring for what it calls).
@@ -41,8 +42,36 @@ from seqae.metrics.reconstruction import (
     model_device,
     reconstruction_error,
 )
+from seqae.metrics.speech import (
+    SpeakerEmbedder,
+    Transcriber,
+    WordErrors,
+    corpus_wer,
+    dtw_path,
+    mel_cepstral_distortion,
+    mel_cepstrum,
+    normalize_text,
+    speaker_probe,
+    speaker_similarity_report,
+    word_error_rate,
+    word_errors,
+)
+from seqae.metrics.speech import cosine as speaker_cosine
 
 __all__ = [
+    "SpeakerEmbedder",
+    "Transcriber",
+    "WordErrors",
+    "corpus_wer",
+    "dtw_path",
+    "mel_cepstral_distortion",
+    "mel_cepstrum",
+    "normalize_text",
+    "speaker_cosine",
+    "speaker_probe",
+    "speaker_similarity_report",
+    "word_error_rate",
+    "word_errors",
     "DCIResult",
     "FactorVAEResult",
     "MIGResult",

@@ -1,0 +1,471 @@
+"""One-shot voice conversion with a speaker/content disentangled autoencoder.
+
+    seqae run vc                         # the full config: builds the corpus, ~50 min on 2 CPU cores
+    seqae run vc --config vc_gpu         # a larger model for one GPU
+    seqae run vc --config vc_tiny        # seconds; what the tests run
+    seqae run vc model.name=vq_vc        # VQ content codes instead of AdaIN-VC's Gaussian ones
+    seqae run vc adversary.weight=0.1    # add the adversarial speaker classifier
+    torchrun --nproc_per_node=2 -m seqae.cli run vc
+
+Stages:
+
+1. **Corpus.** ``data.corpus`` is a VCTK-layout folder. When it holds no corpus yet, the
+   embedded multi-speaker corpus is synthesized there (``seqae data speech``, preset
+   ``data.build_preset``). Training uses the ``train`` sentences of the ``train`` speakers only;
+   the ``unseen`` voices and the ``test`` sentences are kept for evaluation. Log-mels
+   (:mod:`seqae.audio.features`) are cached beside the corpus.
+2. **Training.** The model (``model.name``: ``adain_vc`` [arXiv 1904.05742], ``vq_vc``
+   [2005.07815] or ``autovc`` [1905.05879]) reconstructs a random crop of an utterance from its
+   content code and a speaker embedding computed from a crop of ANOTHER utterance of the same
+   speaker, so the speaker path cannot carry the content. Loss: L1 reconstruction of the
+   normalised log-mel + the content bottleneck's term (AdaIN-VC: ``train.kl_weight`` x the KL per
+   latent element, annealed in; VQ: the commitment term; AutoVC: the content-code loss
+   ``train.autovc_code_weight`` x |E(recon) - z|) + optionally the adversarial speaker classifier of arXiv 1804.02812 on the
+   content code (``adversary.weight`` > 0). Step-based; batches are a function of
+   ``(seed, step)`` so a resumed run continues exactly.
+3. **Evaluation** (:mod:`seqae.audio.evaluate`): one-shot conversions of held-out sentences to
+   seen (``eval.seen_targets``) and unseen (``eval.unseen_targets``) voices, scored with
+   resemblyzer speaker similarity, pocketsphinx WER and MCD-DTW, beside Griffin-Lim resynthesis
+   of the target (ceiling) and the unconverted source (floor); and a speaker probe on content
+   codes and speaker embeddings.
+
+Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``seqae convert --model``), tb/,
+figures/ (mels of source, reference and conversion; 2-D projections of speaker embeddings and
+content codes), samples/ (converted wavs), eval_table.md and metrics.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+from seqae.audio import models  # noqa: E402
+from seqae.audio.corpus import PRESETS, build_speech_corpus  # noqa: E402
+from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
+from seqae.audio.features import FeatureConfig  # noqa: E402
+from seqae.config import save_config  # noqa: E402
+from seqae.training import (  # noqa: E402
+    CheckpointManager,
+    MetricLogger,
+    autocast_context,
+    check_finite,
+    cleanup,
+    init_distributed,
+    progress,
+    seed_everything,
+    wrap_model,
+    write_metrics_json,
+)
+
+RECIPE = "vc"
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------------
+def validate(cfg: dict[str, Any]) -> None:
+    """Refuse impossible settings before the corpus is built or a model is made."""
+    d, m, t, a = cfg["data"], cfg["model"], cfg["train"], cfg["adversary"]
+    if not d["corpus"]:
+        raise ValueError("data.corpus must name a corpus directory (it is built when missing)")
+    if d["build_preset"] not in PRESETS:
+        raise ValueError(
+            f"data.build_preset must be one of {', '.join(PRESETS)}, got {d['build_preset']!r}"
+        )
+    if d["segment_frames"] < 16:
+        raise ValueError(f"data.segment_frames must be >= 16, got {d['segment_frames']}")
+    if m["name"] not in models.VC_MODELS:
+        raise ValueError(
+            f"model.name must be one of {', '.join(models.VC_MODELS)}, got {m['name']!r}"
+        )
+    for key in ("steps", "batch_size", "log_every", "checkpoint_every", "val_every"):
+        if t[key] < 1:
+            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+    if t["lr"] <= 0:
+        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+    for key, value in (
+        ("train.kl_weight", t["kl_weight"]),
+        ("train.kl_anneal_steps", t["kl_anneal_steps"]),
+        ("train.autovc_code_weight", t["autovc_code_weight"]),
+        ("adversary.weight", a["weight"]),
+    ):
+        if value < 0:
+            raise ValueError(f"{key} must be >= 0, got {value}")
+    if not 0 <= t["warmup_steps"] < t["steps"]:
+        raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
+    if t["max_minutes"] is not None and t["max_minutes"] <= 0:
+        raise ValueError("train.max_minutes must be positive or null")
+
+
+def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
+    """Open the corpus at ``data.corpus``, synthesizing the embedded one there when missing."""
+    root = Path(data_cfg["corpus"])
+    if not (root / "corpus.json").is_file() and not (root / "wav").is_dir():
+        if not is_main:
+            raise RuntimeError(f"{root}: build the corpus first (seqae data speech --out {root})")
+        print(f"{RECIPE}: no corpus at {root}; synthesizing preset {data_cfg['build_preset']!r}")
+        build_speech_corpus(root, preset=data_cfg["build_preset"], workers=data_cfg["workers"])
+    corpus = SpeechCorpus(root)
+    train = corpus.speakers_with_role("train")
+    if data_cfg["sources"]:
+        # keep the evaluation voices (seen targets included) whatever their source
+        keep_always = set(data_cfg["keep_speakers"] or [])
+        train = [
+            s
+            for s in train
+            if corpus.speaker_info.get(s, {}).get("source") in data_cfg["sources"]
+            or s in keep_always
+        ]
+    if data_cfg["max_speakers"]:
+        train = train[: data_cfg["max_speakers"]]
+    keep = set(train) | {s for s in corpus.speakers if corpus.role(s) != "train"}
+    corpus.utterances = [u for u in corpus.utterances if u.speaker in keep]
+    if not corpus.utterances or not set(train):
+        raise ValueError(
+            f"{root}: no training speakers left after data.sources={data_cfg['sources']} and "
+            f"data.max_speakers={data_cfg['max_speakers']}"
+        )
+    return corpus
+
+
+def cache_dir(data_cfg: dict[str, Any]) -> Path:
+    return Path(data_cfg["cache_dir"] or Path(data_cfg["corpus"]) / "cache")
+
+
+def load_split(
+    corpus: SpeechCorpus, data_cfg: dict[str, Any], features: FeatureConfig, *, split: str
+) -> tuple[list[Utterance], list[Tensor]]:
+    """Train-speaker utterances of one sentence split and their (cached) log-mels."""
+    utts = corpus.select(role="train", split=split)
+    mels = load_features(utts, features, cache_dir=cache_dir(data_cfg))
+    return utts, mels
+
+
+class TrainStep(nn.Module):
+    """Model + optional adversary as one module, so DDP sees every trained parameter."""
+
+    def __init__(self, model: nn.Module, adversary: nn.Module | None) -> None:
+        super().__init__()
+        self.model = model
+        self.adversary = adversary
+
+    def forward(
+        self, x: Tensor, lengths: Tensor, ref: Tensor, ref_lengths: Tensor
+    ) -> tuple[Tensor, Any, Tensor]:
+        content = self.model.encode_content(x, lengths)
+        speaker = self.model.encode_speaker(ref, ref_lengths)
+        recon = self.model.decode(content.z, speaker, length=x.shape[-1])
+        return recon, content, speaker
+
+
+def masked_l1(recon: Tensor, x: Tensor, lengths: Tensor) -> Tensor:
+    """Mean absolute error over the valid frames of each crop."""
+    mask = torch.arange(x.shape[-1], device=x.device)[None, :] < lengths[:, None]  # (B, T)
+    err = (recon - x).abs().mean(1)  # (B, T)
+    return (err * mask).sum() / mask.sum().clamp_min(1)
+
+
+def bottleneck_term(
+    model: nn.Module, content: Any, t_cfg: dict[str, Any], step: int
+) -> tuple[Tensor, float]:
+    """The content bottleneck's loss term and its weight at ``step``.
+
+    AdaIN-VC: the KL in nats per latent element (the core bottleneck sums it per example), with
+    ``train.kl_weight`` reached linearly over ``train.kl_anneal_steps`` (the paper anneals its KL
+    weight from 0). VQ: the commitment term, already weighted inside the quantizer. AutoVC: none.
+    """
+    loss = content.loss.float()
+    if model.model_type == "adain_vc":
+        ramp = min(1.0, (step + 1) / max(1, t_cfg["kl_anneal_steps"]))
+        return loss / content.z[0].numel(), t_cfg["kl_weight"] * ramp
+    return loss, 1.0
+
+
+def lr_lambda(t_cfg: dict[str, Any]):
+    warm, total, floor = t_cfg["warmup_steps"], t_cfg["steps"], t_cfg["lr_min_ratio"]
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+    return f
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, batcher: SegmentBatcher, *, n: int, device) -> float:
+    """Reconstruction L1 on fixed crops of held-out sentences (the same crops every time)."""
+    was = model.training
+    model.eval()
+    b = batcher.batch(step=-1, batch_size=n)
+    x, ref, lengths = b["x"].to(device), b["ref"].to(device), b["lengths"].to(device)
+    content = model.encode_content(x, lengths)
+    speaker = model.encode_speaker(ref, b["ref_lengths"].to(device))
+    recon = model.decode(content.z, speaker, length=x.shape[-1])
+    model.train(was)
+    return masked_l1(recon, x, lengths).item()
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    validate(cfg)
+    ctx = init_distributed(device_preference=cfg["device"])
+    seed_everything(cfg["seed"])
+    run_dir = Path(cfg["output_dir"])
+    d, t = cfg["data"], cfg["train"]
+    features = FeatureConfig.from_dict(cfg["features"])
+    corpus = prepare_corpus(d, is_main=ctx.is_main)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml", header=f"seqae run {RECIPE}")
+
+    train_utts, train_mels = load_split(corpus, d, features, split="train")
+    val_utts, val_mels = load_split(corpus, d, features, split="test")
+    speakers = sorted({u.speaker for u in train_utts})
+    spk_index = {s: i for i, s in enumerate(speakers)}
+
+    model_cfg = dict(cfg["model"][cfg["model"]["name"]] or {})
+    model_cls = models.VC_MODELS[cfg["model"]["name"]]
+    model = model_cls.from_config({**model_cfg, "feature_config": features.to_dict()})
+    model.normalizer.fit(train_mels)
+    norm = model.normalizer
+    batcher = SegmentBatcher(
+        [norm(m) for m in train_mels],
+        [spk_index[u.speaker] for u in train_utts],
+        segment_frames=d["segment_frames"],
+        seed=cfg["seed"],
+    )
+    val_batcher = SegmentBatcher(
+        [norm(m) for m in val_mels],
+        [spk_index[u.speaker] for u in val_utts],
+        segment_frames=d["segment_frames"],
+        seed=cfg["seed"] + 1,
+    )
+    adversary = None
+    if cfg["adversary"]["weight"] > 0:
+        adversary = models.SpeakerAdversary(
+            content_dim=model.content_dim,
+            num_speakers=len(speakers),
+            hidden=cfg["adversary"]["hidden"],
+        )
+    step_module = TrainStep(model, adversary).to(ctx.device)
+    optimizer = torch.optim.AdamW(
+        step_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"]
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t))
+    ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
+    logger = MetricLogger(run_dir)
+
+    step, train_seconds = 0, 0.0
+    if cfg["resume"]:
+        resumed = ckpt.load_latest(
+            model=step_module, optimizer=optimizer, scheduler=scheduler, map_location=ctx.device
+        )
+        if resumed is not None:
+            step, train_seconds = resumed.step, resumed.extra["train_seconds"]
+            if ctx.is_main:
+                print(f"{RECIPE}: resumed from {resumed.path.name} (step {step})")
+    ddp = wrap_model(step_module, ctx)
+    ddp.train()
+
+    if ctx.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"{RECIPE}: {cfg['model']['name']} ({n_params / 1e6:.2f} M parameters), "
+            f"{len(speakers)} training speakers, {len(train_utts)} utterances, "
+            f"{t['steps']} steps of {t['batch_size']} x {d['segment_frames']} frames"
+        )
+    budget = None if t["max_minutes"] is None else 60 * t["max_minutes"]
+    started = time.perf_counter() - train_seconds
+    stopped_early = False
+    bar = progress(range(step, t["steps"]), desc=RECIPE, enabled=ctx.is_main and t["progress"])
+    for _ in bar:
+        b = batcher.batch(step, t["batch_size"], rank=ctx.rank)
+        x, lengths = b["x"].to(ctx.device), b["lengths"].to(ctx.device)
+        ref, ref_lengths = b["ref"].to(ctx.device), b["ref_lengths"].to(ctx.device)
+        with autocast_context(ctx.device):
+            recon, content, _ = ddp(x, lengths, ref, ref_lengths)
+        rec = masked_l1(recon.float(), x, lengths)
+        bottleneck, weight = bottleneck_term(model, content, t, step)
+        terms = {"rec": rec, "bottleneck": bottleneck}
+        loss = rec + weight * bottleneck
+        if model.model_type == "autovc" and t["autovc_code_weight"] > 0:
+            # AutoVC's content-code loss: the reconstruction must encode to the same code
+            code = model.encode_content(recon, lengths).z
+            terms["code"] = (code - content.z.detach()).abs().mean()
+            loss = loss + t["autovc_code_weight"] * terms["code"]
+        if adversary is not None:
+            cls_loss, enc_loss = adversary.loss(
+                content.z.float(), b["speaker"].to(ctx.device), weight=cfg["adversary"]["weight"]
+            )
+            terms |= {"adv_classifier": cls_loss, "adv_encoder": enc_loss}
+            loss = loss + cls_loss + enc_loss
+        terms["loss"] = loss
+        check_finite(terms, step=step, last_checkpoint=ckpt.latest_path)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if t["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(step_module.parameters(), t["grad_clip"])
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        train_seconds = time.perf_counter() - started
+        if step % t["log_every"] == 0:
+            info = {k: v for k, v in content.info.items() if torch.is_tensor(v) and v.numel() == 1}
+            logger.scalars(
+                {**terms, **info, "lr": scheduler.get_last_lr()[0]}, step=step, prefix="train/"
+            )
+        if step % t["val_every"] == 0 or step == t["steps"]:
+            val = validation_loss(model, val_batcher, n=t["val_batch"], device=ctx.device)
+            logger.scalars({"rec": val}, step=step, prefix="val/")
+            if ctx.is_main:
+                print(
+                    f"step {step:6d}  train rec {rec.item():.4f}  val rec {val:.4f}  "
+                    f"{train_seconds / 60:.1f} min"
+                )
+        out_of_time = budget is not None and train_seconds > budget
+        if step % t["checkpoint_every"] == 0 or step == t["steps"] or out_of_time:
+            ckpt.save(
+                step,
+                model=step_module,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                extra={"train_seconds": train_seconds},
+            )
+        if out_of_time:
+            stopped_early = True
+            if ctx.is_main:
+                print(f"{RECIPE}: train.max_minutes={t['max_minutes']} reached at step {step}")
+            break
+    logger.flush()
+    if ctx.is_main:
+        model.save_pretrained(run_dir / "model")
+    summary = {
+        "steps": step,
+        "train_seconds": train_seconds,
+        "stopped_by_time_budget": stopped_early,
+        "train_speakers": len(speakers),
+        "train_utterances": len(train_utts),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "final_val_rec": validation_loss(model, val_batcher, n=t["val_batch"], device=ctx.device),
+        "world_size": ctx.world_size,
+    }
+    is_main = ctx.is_main
+    cleanup()
+    return (run_dir if is_main else None), summary
+
+
+# ---------------------------------------------------------------------------------------------
+# figures and evaluation
+# ---------------------------------------------------------------------------------------------
+def _pca2(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(0, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:2].T
+
+
+@torch.no_grad()
+def embedding_figure(model: nn.Module, corpus: SpeechCorpus, cfg: dict[str, Any], path: Path):
+    """2-D PCA of speaker embeddings and of time-pooled content codes, coloured by speaker."""
+    features = model.feature_config
+    spk = corpus.speakers_with_role("train")
+    step = max(1, len(spk) // cfg["eval"]["figure_speakers"])
+    chosen = spk[::step][: cfg["eval"]["figure_speakers"]] + corpus.speakers_with_role("unseen")
+    utts = corpus.select(speakers=chosen, split="test")
+    mels = load_features(utts, features, cache_dir=cache_dir(cfg["data"]))
+    model.eval()
+    emb, cont = [], []
+    for m in mels:
+        x = model.normalizer(m)[None]
+        emb.append(model.encode_speaker(x)[0].numpy())
+        cont.append(model.encode_content(x).z[0].mean(-1).numpy())
+    labels = [u.speaker for u in utts]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    cmap = plt.get_cmap("tab20")
+    for ax, data, title in (
+        (axes[0], np.stack(emb), "speaker embeddings"),
+        (axes[1], np.stack(cont), "content codes (time mean)"),
+    ):
+        p = _pca2(data)
+        for i, s in enumerate(chosen):
+            sel = [j for j, lab in enumerate(labels) if lab == s]
+            marker = "*" if corpus.role(s) == "unseen" else "o"
+            ax.scatter(p[sel, 0], p[sel, 1], s=18, color=cmap(i % 20), marker=marker, label=s)
+        ax.set_title(f"{title}, PCA (held-out sentences)")
+    axes[1].legend(fontsize=6, ncol=2, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def mel_figure(example: dict[str, Any], path: Path) -> None:
+    """Mel spectrograms of a source, the target reference and the conversion."""
+    fig, axes = plt.subplots(3, 1, figsize=(9, 7))
+    for ax, key in zip(axes, ("source", "reference", "converted"), strict=True):
+        ax.imshow(example[key], origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(f"{key}: {example[key + '_name']}", fontsize=9)
+        ax.set_ylabel("mel bin")
+    axes[-1].set_xlabel("frame")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    from seqae.audio.convert import VoiceConverter
+    from seqae.audio.evaluate import evaluate_conversion, format_table
+
+    e = cfg["eval"]
+    corpus = prepare_corpus(cfg["data"], is_main=True)
+    converter = VoiceConverter.from_pretrained(run_dir / "model")
+    model = converter.model
+    embedding_figure(model, corpus, cfg, run_dir / "figures" / "embeddings.png")
+    metrics: dict[str, Any] = {"train": summary}
+    if e["enabled"]:
+        result = evaluate_conversion(
+            converter,
+            corpus,
+            seen_targets=e["seen_targets"],
+            unseen_targets=e["unseen_targets"],
+            pairs_per_target=e["pairs_per_target"],
+            n_references=e["n_references"],
+            seed=cfg["seed"],
+            samples_dir=run_dir / "samples",
+            probe=e["probe"],
+            cache_dir=cache_dir(cfg["data"]),
+        )
+        metrics["eval"] = result["summary"]
+        (run_dir / "eval_table.md").write_text(format_table(result["summary"]) + "\n")
+        mel_figure(result["example"], run_dir / "figures" / "conversion_mels.png")
+        print(format_table(result["summary"]))
+    write_metrics_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    threads = torch.get_num_threads()
+    if cfg["train"]["threads"] > 0:
+        torch.set_num_threads(cfg["train"]["threads"])
+    try:
+        run_dir, summary = train(cfg)
+        if run_dir is None:
+            return None
+        metrics = evaluate(run_dir, cfg, summary)
+    finally:
+        torch.set_num_threads(threads)
+    return metrics

@@ -1,0 +1,77 @@
+"""seqae's audio plugin: speaker/content disentangled autoencoders for voice conversion.
+
+- :mod:`~seqae.audio.io`: audio files in and out (any rate, any channels), with clear errors.
+- :mod:`~seqae.audio.features`: 16 kHz, 80-bin log-mels and their normalisation statistics.
+- :mod:`~seqae.audio.vocoder`: the vocoder interface and the Griffin-Lim default.
+- :mod:`~seqae.audio.dataset`: VCTK-layout corpora, a log-mel cache, training crops.
+- :mod:`~seqae.audio.corpus`: the embedded multi-speaker corpus, synthesized offline
+  (``seqae data speech``).
+- :mod:`~seqae.audio.models`: AdaIN-VC, VQVC, AutoVC and the speaker adversary.
+- :mod:`~seqae.audio.convert`: :class:`VoiceConverter` and ``seqae convert``.
+- :mod:`~seqae.audio.evaluate`: the objective evaluation (``seqae vc-eval``).
+"""
+
+from seqae.audio.convert import VoiceConverter
+from seqae.audio.corpus import build_speech_corpus
+from seqae.audio.dataset import (
+    AUDIO_EXTENSIONS,
+    SegmentBatcher,
+    SpeechCorpus,
+    SpeechDataError,
+    Utterance,
+    load_features,
+    scan_speakers,
+)
+from seqae.audio.evaluate import evaluate_conversion, format_table
+from seqae.audio.features import (
+    FeatureConfig,
+    FeatureMismatchError,
+    FeatureNormalizer,
+    MelExtractor,
+    check_same_features,
+    log_mel,
+)
+from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
+from seqae.audio.models import (
+    VC_MODELS,
+    VQVC,
+    AdaINVC,
+    AutoVC,
+    SpeakerAdversary,
+    VCOutput,
+    load_vc_model,
+)
+from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "VC_MODELS",
+    "VQVC",
+    "AdaINVC",
+    "AutoVC",
+    "SpeakerAdversary",
+    "VCOutput",
+    "VoiceConverter",
+    "build_speech_corpus",
+    "evaluate_conversion",
+    "format_table",
+    "load_vc_model",
+    "AudioFileError",
+    "FeatureConfig",
+    "FeatureMismatchError",
+    "FeatureNormalizer",
+    "GriffinLimVocoder",
+    "MelExtractor",
+    "SegmentBatcher",
+    "SpeechCorpus",
+    "SpeechDataError",
+    "Utterance",
+    "Vocoder",
+    "check_same_features",
+    "load_audio",
+    "load_features",
+    "log_mel",
+    "prepare_waveform",
+    "save_audio",
+    "scan_speakers",
+]

@@ -1,0 +1,367 @@
+"""Objective evaluation of one-shot voice conversion (``seqae vc-eval`` and the ``vc`` recipe).
+
+For each target voice, ``pairs_per_target`` held-out sentences spoken by a training speaker (the
+source) are converted to the target using ``n_references`` other utterances of the target (the
+references; one-shot when 1). Every conversion is scored, and so are two reference systems on
+the same pairs:
+
+- ``ceiling``: Griffin-Lim resynthesis of the target's own utterance of the sentence (what the
+  vocoder allows when the model is perfect);
+- ``floor``: the unconverted source.
+
+Scores (:mod:`seqae.metrics.speech`):
+
+- ``sim_target``: cosine of resemblyzer embeddings of the output and of the references (mean);
+- ``sim_source``: cosine of the output and the source utterance;
+- ``closer``: share of outputs with ``sim_target > sim_source``;
+- ``wer``: pocketsphinx word error rate against the sentence text (corpus level);
+- ``mcd``: mel-cepstral distortion (dB, DTW-aligned) against the target's parallel utterance.
+
+And a disentanglement probe: a speaker classifier trained on time-pooled content codes (should
+be near chance) and on speaker embeddings (should be near 1), split by sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqae.audio.dataset import SpeechCorpus, SpeechDataError, Utterance, load_features
+from seqae.audio.features import log_mel
+from seqae.audio.io import load_audio, save_audio
+
+__all__ = ["evaluate_conversion", "format_table", "speaker_probe_features", "add_parser"]
+
+SYSTEMS = ("converted", "ceiling", "floor")
+
+
+def _index(corpus: SpeechCorpus) -> dict[tuple[str, str], Utterance]:
+    return {(u.speaker, u.sentence_id): u for u in corpus.utterances}
+
+
+def make_pairs(
+    corpus: SpeechCorpus,
+    targets: Sequence[str],
+    *,
+    sources: Sequence[str],
+    sentences: Sequence[str],
+    pairs_per_target: int,
+    n_references: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Conversion pairs: source utterance, target references (other sentences), parallel ref."""
+    index = _index(corpus)
+    rng = random.Random(seed)
+    pairs = []
+    for target in targets:
+        target_sents = [s for s in sentences if (target, s) in index]
+        if len(target_sents) < n_references + 1:
+            raise SpeechDataError(
+                f"target {target!r} has {len(target_sents)} held-out utterances; need "
+                f"n_references + 1 = {n_references + 1}"
+            )
+        order = rng.sample(target_sents, len(target_sents))
+        for k in range(pairs_per_target):
+            sent = order[k % len(order)]
+            cands = [s for s in sources if (s, sent) in index and s != target]
+            if not cands:
+                continue
+            src = rng.choice(cands)
+            others = [s for s in target_sents if s != sent]
+            refs = rng.sample(others, n_references)
+            pairs.append(
+                {
+                    "target": target,
+                    "source": index[(src, sent)],
+                    "parallel": index[(target, sent)],
+                    "references": [index[(target, s)] for s in refs],
+                }
+            )
+    return pairs
+
+
+@torch.no_grad()
+def speaker_probe_features(
+    model: torch.nn.Module, utterances: Sequence[Utterance], mels: Sequence[torch.Tensor]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time-pooled content codes ``(N, C)`` and speaker embeddings ``(N, S)`` of utterances."""
+    was = model.training
+    model.eval()
+    content, speaker = [], []
+    for m in mels:
+        x = model.normalizer(m)[None]
+        content.append(model.encode_content(x).z[0].float().mean(-1).cpu().numpy())
+        speaker.append(model.encode_speaker(x)[0].float().cpu().numpy())
+    model.train(was)
+    return np.stack(content), np.stack(speaker)
+
+
+def evaluate_conversion(
+    converter: Any,
+    corpus: SpeechCorpus,
+    *,
+    seen_targets: Sequence[str],
+    unseen_targets: Sequence[str],
+    pairs_per_target: int = 20,
+    n_references: int = 1,
+    seed: int = 0,
+    samples_dir: str | Path | None = None,
+    n_samples: int = 4,
+    probe: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Convert held-out sentences to seen and unseen target voices and score everything.
+
+    Args:
+        converter: A :class:`~seqae.audio.convert.VoiceConverter`.
+        corpus: The corpus (``test`` sentences of its ``corpus.json`` split are used; all
+            sentences when it has none).
+        seen_targets: Target voices the model was trained on.
+        unseen_targets: Target voices it never heard.
+        pairs_per_target: Conversions per target voice.
+        n_references: Reference utterances of the target per conversion.
+        seed: Seed of the pair choice.
+        samples_dir: Where to write a few converted wavs (with their source and references).
+        n_samples: Conversions per group written to ``samples_dir``.
+        probe: Also run the speaker probe on content codes and speaker embeddings.
+        cache_dir: Log-mel cache for the probe.
+        progress: Show a progress bar.
+
+    Returns:
+        ``{"summary": {...}, "pairs": [per-pair rows], "example": {mels for a figure}}``.
+    """
+    from seqae.metrics.speech import (
+        SpeakerEmbedder,
+        Transcriber,
+        corpus_wer,
+        mel_cepstral_distortion,
+        speaker_probe,
+    )
+    from seqae.training import progress as progress_bar
+
+    missing = [s for s in (*seen_targets, *unseen_targets) if s not in corpus.speakers]
+    if missing:
+        raise SpeechDataError(
+            f"{corpus.root}: target voice(s) {missing} not in the corpus; it has {corpus.speakers}"
+        )
+    test_sents = corpus.sentence_split("test")
+    sentences = sorted(test_sents or {u.sentence_id for u in corpus.utterances})
+    sources = [
+        s
+        for s in corpus.speakers_with_role("train")
+        if s not in set(seen_targets) | set(unseen_targets)
+    ]
+    sr = converter.feature_config.sample_rate
+    embedder = SpeakerEmbedder()
+    transcriber = Transcriber()
+    wav_cache: dict[Path, torch.Tensor] = {}
+    emb_cache: dict[Path, np.ndarray] = {}
+    text_cache: dict[Path, str] = {}
+
+    def wav(u: Utterance) -> torch.Tensor:
+        if u.path not in wav_cache:
+            wav_cache[u.path] = load_audio(u.path, sample_rate=sr)
+        return wav_cache[u.path]
+
+    def emb(u: Utterance) -> np.ndarray:
+        if u.path not in emb_cache:
+            emb_cache[u.path] = embedder.embed(wav(u))
+        return emb_cache[u.path]
+
+    rows: list[dict[str, Any]] = []
+    example: dict[str, Any] = {}
+    groups = {"seen": list(seen_targets), "unseen": list(unseen_targets)}
+    for group, targets in groups.items():
+        if not targets:
+            continue
+        pairs = make_pairs(
+            corpus,
+            targets,
+            sources=sources,
+            sentences=sentences,
+            pairs_per_target=pairs_per_target,
+            n_references=n_references,
+            seed=seed + (0 if group == "seen" else 1),
+        )
+        for k, p in enumerate(progress_bar(pairs, desc=f"vc-eval {group}", enabled=progress)):
+            src, par, refs = p["source"], p["parallel"], p["references"]
+            ref_emb = np.mean([emb(r) for r in refs], axis=0)
+            ref_emb = ref_emb / np.linalg.norm(ref_emb)
+            src_emb = emb(src)
+            outputs = {
+                "converted": converter.convert_wav(wav(src), [wav(r) for r in refs]),
+                "ceiling": converter.vocoder(log_mel(wav(par), converter.feature_config)),
+                "floor": wav(src),
+            }
+            text = src.text or ""
+            for system, out in outputs.items():
+                e = emb(src) if system == "floor" else embedder.embed(out)
+                if system == "floor" and src.path in text_cache:
+                    hyp = text_cache[src.path]
+                else:
+                    hyp = transcriber.transcribe(out)
+                    if system == "floor":
+                        text_cache[src.path] = hyp
+                sim_t = float(np.dot(e, ref_emb))
+                sim_s = float(np.dot(e, src_emb))
+                rows.append(
+                    {
+                        "group": group,
+                        "system": system,
+                        "target": p["target"],
+                        "source": src.speaker,
+                        "sentence": src.sentence_id,
+                        "references": [r.utt_id for r in refs],
+                        "sim_target": sim_t,
+                        "sim_source": sim_s,
+                        "closer": sim_t > sim_s,
+                        "reference_text": text,
+                        "hypothesis": hyp,
+                        "mcd": float(mel_cepstral_distortion(wav(par), out, sample_rate=sr)),
+                    }
+                )
+            if samples_dir is not None and k < n_samples:
+                stem = f"{group}_{k:02d}_{src.utt_id}_to_{p['target']}"
+                d = Path(samples_dir)
+                save_audio(d / f"{stem}.converted.wav", outputs["converted"], sr)
+                save_audio(d / f"{stem}.source.wav", wav(src), sr)
+                save_audio(d / f"{stem}.reference.wav", wav(refs[0]), sr)
+            if not example and group == "seen":
+                example = {
+                    "source": log_mel(wav(src), converter.feature_config).numpy(),
+                    "source_name": src.utt_id,
+                    "reference": log_mel(wav(refs[0]), converter.feature_config).numpy(),
+                    "reference_name": refs[0].utt_id,
+                    "converted": log_mel(outputs["converted"], converter.feature_config).numpy(),
+                    "converted_name": f"{src.utt_id} in the voice of {p['target']}",
+                }
+
+    summary: dict[str, Any] = {"n_references": n_references, "pairs_per_target": pairs_per_target}
+    for group in groups:
+        for system in SYSTEMS:
+            sel = [r for r in rows if r["group"] == group and r["system"] == system]
+            if not sel:
+                continue
+            summary.setdefault(group, {})[system] = {
+                "n": len(sel),
+                "sim_target": float(np.mean([r["sim_target"] for r in sel])),
+                "sim_source": float(np.mean([r["sim_source"] for r in sel])),
+                "closer": float(np.mean([r["closer"] for r in sel])),
+                "wer": float(
+                    corpus_wer([r["reference_text"] for r in sel], [r["hypothesis"] for r in sel])
+                ),
+                "mcd": float(np.mean([r["mcd"] for r in sel])),
+            }
+        conv = [r for r in rows if r["group"] == group and r["system"] == "converted"]
+        if conv:
+            summary[group]["per_target"] = {
+                t: {
+                    "sim_target": float(
+                        np.mean([r["sim_target"] for r in conv if r["target"] == t])
+                    ),
+                    "closer": float(np.mean([r["closer"] for r in conv if r["target"] == t])),
+                }
+                for t in sorted({r["target"] for r in conv})
+            }
+    if probe:
+        utts = corpus.select(role="train", split="test")
+        mels = load_features(utts, converter.feature_config, cache_dir=cache_dir)
+        content, speaker = speaker_probe_features(converter.model, utts, mels)
+        labels = [u.speaker for u in utts]
+        groups_ = [u.sentence_id for u in utts]
+        summary["probe"] = {
+            "content": speaker_probe(content, labels, groups_, seed=seed),
+            "speaker_embedding": speaker_probe(speaker, labels, groups_, seed=seed),
+        }
+    return {"summary": summary, "pairs": rows, "example": example}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The evaluation summary as a Markdown table (and the probe line)."""
+    lines = [
+        f"One-shot conversion, {summary.get('n_references', 1)} reference(s), "
+        f"{summary.get('pairs_per_target')} held-out sentences per target voice",
+        "",
+        "| targets | system | n | sim to target | sim to source | closer to target | WER | MCD (dB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for group in ("seen", "unseen"):
+        for system in SYSTEMS:
+            r = summary.get(group, {}).get(system)
+            if r is None:
+                continue
+            lines.append(
+                f"| {group} | {system} | {r['n']} | {r['sim_target']:.3f} | {r['sim_source']:.3f} "
+                f"| {r['closer']:.2f} | {r['wer']:.3f} | {r['mcd']:.2f} |"
+            )
+    for group in ("seen", "unseen"):
+        per = summary.get(group, {}).get("per_target")
+        if per:
+            parts = ", ".join(
+                f"{t}: sim {v['sim_target']:.3f}, closer {v['closer']:.2f}" for t, v in per.items()
+            )
+            lines.append(f"\n{group} targets, converted: {parts}")
+    if "probe" in summary:
+        c, s = summary["probe"]["content"], summary["probe"]["speaker_embedding"]
+        lines.append(
+            f"\nSpeaker probe (logistic regression, split by sentence; chance {c['chance']:.3f}): "
+            f"content codes {c['accuracy']:.3f}, speaker embeddings {s['accuracy']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from seqae.audio.convert import VoiceConverter
+    from seqae.training import atomic_write_json, atomic_write_text
+
+    converter = VoiceConverter.from_pretrained(args.model)
+    corpus = SpeechCorpus(args.corpus)
+    result = evaluate_conversion(
+        converter,
+        corpus,
+        seen_targets=args.seen,
+        unseen_targets=args.unseen,
+        pairs_per_target=args.pairs,
+        n_references=args.references,
+        seed=args.seed,
+        samples_dir=Path(args.out) / "samples" if args.out else None,
+        probe=not args.no_probe,
+        cache_dir=Path(args.corpus) / "cache",
+        progress=True,
+    )
+    table = format_table(result["summary"])
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            out / "eval.json", {"summary": result["summary"], "pairs": result["pairs"]}
+        )
+        atomic_write_text(out / "eval_table.md", table + "\n")
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``seqae vc-eval`` (the registry's ``cli`` component)."""
+    p = subparsers.add_parser(
+        "vc-eval",
+        help="score one-shot voice conversion: speaker similarity, WER, MCD, speaker probe",
+    )
+    p.add_argument("--model", required=True, help="trained model directory (run_dir/model)")
+    p.add_argument("--corpus", required=True, help="corpus directory (seqae data speech --out)")
+    p.add_argument("--seen", nargs="*", default=["flite_kal16", "flite_slt"])
+    p.add_argument("--unseen", nargs="*", default=["flite_awb", "flite_rms"])
+    p.add_argument("--pairs", type=int, default=20, help="conversions per target voice")
+    p.add_argument("--references", type=int, default=1, help="reference utterances per conversion")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probe", action="store_true", help="skip the speaker probe")
+    p.add_argument("--out", default=None, help="write eval.json, eval_table.md and samples here")
+    p.set_defaults(func=_cmd_eval)
+    return p

@@ -1,0 +1,171 @@
+"""The vc recipe on its tiny config: corpus build, training, outputs, resume, evaluation, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqae.audio.convert import VoiceConverter
+from seqae.audio.corpus import build_speech_corpus
+from seqae.audio.models import load_vc_model
+from seqae.cli import run_recipe
+from seqae.training import CheckpointManager
+
+TINY = "vc_tiny"
+pytestmark = pytest.mark.skipif(
+    __import__("shutil").which("flite") is None or __import__("shutil").which("espeak-ng") is None,
+    reason="the tiny corpus needs espeak-ng and flite (apt-get install espeak-ng flite)",
+)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("vc") / "corpus"
+    build_speech_corpus(root, preset="tiny", workers=2)
+    return root
+
+
+def _run(out: Path, corpus: Path, *overrides: str) -> dict:
+    return run_recipe(
+        "vc", config=TINY, overrides=[f"output_dir={out}", f"data.corpus={corpus}", *overrides]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("vc") / "run"
+    return out, _run(out, corpus)
+
+
+def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "eval_table.md",
+        "model/config.json",
+        "model/model.safetensors",
+    ):
+        assert (out / name).is_file(), name
+    for fig in ("embeddings", "conversion_mels"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    assert any((out / "tb").iterdir())
+    assert len(list((out / "samples").glob("*.converted.wav"))) >= 2
+    assert CheckpointManager(out / "checkpoints").latest_path is not None
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["train"] == pytest.approx(metrics["train"])
+    assert on_disk["eval"]["unseen"]["converted"] == pytest.approx(
+        metrics["eval"]["unseen"]["converted"]
+    )
+    assert metrics["train"]["steps"] == 12 and metrics["train"]["train_speakers"] == 4
+
+
+def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    ev = metrics["eval"]
+    for group in ("seen", "unseen"):
+        for system in ("converted", "ceiling", "floor"):
+            row = ev[group][system]
+            assert row["n"] == 4
+            assert -1 <= row["sim_target"] <= 1 and 0 <= row["closer"] <= 1
+            assert row["wer"] >= 0 and row["mcd"] >= 0
+        # the unconverted source is itself: similarity 1 to the source, never closer to target
+        assert ev[group]["floor"]["sim_source"] == pytest.approx(1.0, abs=1e-5)
+        assert ev[group]["floor"]["closer"] == 0.0
+        # Griffin-Lim resynthesis of the target's own speech sounds like the target
+        assert ev[group]["ceiling"]["sim_target"] > ev[group]["floor"]["sim_target"]
+        assert ev[group]["ceiling"]["closer"] == 1.0
+        assert ev[group]["ceiling"]["mcd"] < ev[group]["floor"]["mcd"]
+    probe = ev["probe"]
+    assert probe["speaker_embedding"]["n_classes"] == 4
+    table = (out / "eval_table.md").read_text()
+    assert "| unseen | ceiling |" in table and "Speaker probe" in table
+
+
+def test_trained_model_converts_a_file(tiny_run: tuple[Path, dict], corpus: Path, tmp_path) -> None:
+    out, _ = tiny_run
+    model = load_vc_model(out / "model")
+    assert model.model_type == "adain_vc"
+    # the normalisation statistics were fitted on the corpus, not left at 0 / 1
+    assert model.normalizer.mean.abs().sum() > 0 and not torch.allclose(
+        model.normalizer.std, torch.ones_like(model.normalizer.std)
+    )
+    src = corpus / "wav" / "espeak_us_m1" / "espeak_us_m1_111.wav"
+    ref = corpus / "wav" / "flite_awb" / "flite_awb_112.wav"
+    converted = VoiceConverter.from_pretrained(out / "model").convert_file(
+        src, [ref], tmp_path / "o.wav"
+    )
+    assert converted.is_file() and converted.stat().st_size > 1000
+
+
+def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    import shutil
+
+    straight = tmp_path / "straight"
+    _run(straight, corpus, "eval.enabled=false")  # 12 steps, checkpoints at 6 and 12
+    half = straight / "checkpoints" / "step_00000006.pt"
+    assert half.is_file()
+    # a run interrupted after step 6 resumes from its checkpoint and ends with the same
+    # weights as the straight run: batches depend only on (seed, step), RNG and LR are restored
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(half, resumed / "checkpoints" / half.name)
+    metrics = _run(resumed, corpus, "resume=true", "eval.enabled=false")
+    assert metrics["train"]["steps"] == 12
+    a, b = load_vc_model(resumed / "model"), load_vc_model(straight / "model")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+@pytest.mark.parametrize("name", ["vq_vc", "autovc"])
+def test_other_model_variants_train(name: str, corpus: Path, tmp_path: Path) -> None:
+    metrics = _run(
+        tmp_path / name, corpus, f"model.name={name}", "eval.enabled=false", "train.steps=4"
+    )
+    assert metrics["train"]["steps"] == 4
+    assert load_vc_model(tmp_path / name / "model").model_type == name
+
+
+def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
+    metrics = _run(
+        tmp_path / "adv", corpus, "adversary.weight=0.1", "eval.enabled=false", "train.steps=4"
+    )
+    assert metrics["train"]["steps"] == 4
+    ckpt = torch.load(
+        CheckpointManager(tmp_path / "adv" / "checkpoints").latest_path, weights_only=True
+    )
+    assert any(k.startswith("adversary.") for k in ckpt["model"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.name=wavenet", "model.name must be one of"),
+        ("data.build_preset=huge", "data.build_preset must be one of"),
+        ("train.kl_weight=-1", "train.kl_weight must be >= 0"),
+        ("data.segment_frames=4", "data.segment_frames must be >= 16"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(
+    override: str, message: str, corpus: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _run(tmp_path / "bad", corpus, override)
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_unknown_config_key_is_refused(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown config key 'train.stepz'"):
+        _run(tmp_path / "bad", corpus, "train.stepz=3")
+
+
+def test_corpus_without_speakers_is_refused(tmp_path: Path) -> None:
+    from seqae.audio.dataset import SpeechDataError
+
+    root = tmp_path / "empty_corpus"
+    (root / "wav").mkdir(parents=True)
+    with pytest.raises(SpeechDataError, match="no speakers found"):
+        _run(tmp_path / "out", root)
