@@ -379,25 +379,23 @@ def _pca2(x: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def embedding_figure(model: nn.Module, corpus: SpeechCorpus, cfg: dict[str, Any], path: Path):
-    """2-D PCA of speaker embeddings and of time-pooled content codes, coloured by speaker."""
+    """2-D PCA of speaker embeddings and of content codes pooled over time (per-channel mean
+    and standard deviation, as the speaker probe sees them), coloured by speaker."""
+    from seqae.audio.evaluate import speaker_probe_features
+
     features = model.feature_config
     spk = corpus.speakers_with_role("train")
     step = max(1, len(spk) // cfg["eval"]["figure_speakers"])
     chosen = spk[::step][: cfg["eval"]["figure_speakers"]] + corpus.speakers_with_role("unseen")
     utts = corpus.select(speakers=chosen, split="test")
     mels = load_features(utts, features, cache_dir=cache_dir(cfg["data"]))
-    model.eval()
-    emb, cont = [], []
-    for m in mels:
-        x = model.normalizer(m)[None]
-        emb.append(model.encode_speaker(x)[0].numpy())
-        cont.append(model.encode_content(x).z[0].mean(-1).numpy())
+    cont, emb = speaker_probe_features(model, utts, mels)
     labels = [u.speaker for u in utts]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
     cmap = plt.get_cmap("tab20")
     for ax, data, title in (
-        (axes[0], np.stack(emb), "speaker embeddings"),
-        (axes[1], np.stack(cont), "content codes (time mean)"),
+        (axes[0], emb, "speaker embeddings"),
+        (axes[1], cont, "content codes (time mean and std)"),
     ):
         p = _pca2(data)
         for i, s in enumerate(chosen):

@@ -17,8 +17,9 @@ Scores (:mod:`seqae.metrics.speech`):
 - ``wer``: pocketsphinx word error rate against the sentence text (corpus level);
 - ``mcd``: mel-cepstral distortion (dB, DTW-aligned) against the target's parallel utterance.
 
-And a disentanglement probe: a speaker classifier trained on time-pooled content codes (should
-be near chance) and on speaker embeddings (should be near 1), split by sentence.
+And a disentanglement probe: a speaker classifier trained on content codes pooled over time
+(per-channel mean and standard deviation; should be near chance) and on speaker embeddings
+(should be near 1), split by sentence.
 """
 
 from __future__ import annotations
@@ -90,13 +91,19 @@ def make_pairs(
 def speaker_probe_features(
     model: torch.nn.Module, utterances: Sequence[Utterance], mels: Sequence[torch.Tensor]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Time-pooled content codes ``(N, C)`` and speaker embeddings ``(N, S)`` of utterances."""
+    """Time-pooled content codes ``(N, 2C)`` and speaker embeddings ``(N, S)`` of utterances.
+
+    A content code is pooled by its per-channel mean and standard deviation over time: models
+    that instance-normalise their content path make the time mean alone nearly constant, so a
+    probe on it would be at chance whatever the code carries.
+    """
     was = model.training
     model.eval()
     content, speaker = [], []
     for m in mels:
         x = model.normalizer(m)[None]
-        content.append(model.encode_content(x).z[0].float().mean(-1).cpu().numpy())
+        z = model.encode_content(x).z[0].float()  # (C, T')
+        content.append(torch.cat([z.mean(-1), z.std(-1, unbiased=False)]).cpu().numpy())
         speaker.append(model.encode_speaker(x)[0].float().cpu().numpy())
     model.train(was)
     return np.stack(content), np.stack(speaker)
