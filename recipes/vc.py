@@ -31,7 +31,8 @@ Stages:
 
 Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``seqae convert --model``), tb/,
 figures/ (mels of source, reference and conversion; 2-D projections of speaker embeddings and
-content codes), samples/ (converted wavs), eval_table.md and metrics.json.
+content codes), samples/ (converted wavs), eval_table.md, eval_pairs.json (every scored output)
+and metrics.json.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from seqae.config import save_config  # noqa: E402
 from seqae.training import (  # noqa: E402
     CheckpointManager,
     MetricLogger,
+    atomic_write_json,
+    atomic_write_text,
     autocast_context,
     check_finite,
     cleanup,
@@ -448,7 +451,8 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
             cache_dir=cache_dir(cfg["data"]),
         )
         metrics["eval"] = result["summary"]
-        (run_dir / "eval_table.md").write_text(format_table(result["summary"]) + "\n")
+        atomic_write_text(run_dir / "eval_table.md", format_table(result["summary"]) + "\n")
+        atomic_write_json(run_dir / "eval_pairs.json", result["pairs"])  # every scored output
         mel_figure(result["example"], run_dir / "figures" / "conversion_mels.png")
         print(format_table(result["summary"]))
     write_metrics_json(run_dir / "metrics.json", metrics)
