@@ -449,6 +449,7 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
             samples_dir=run_dir / "samples",
             probe=e["probe"],
             cache_dir=cache_dir(cfg["data"]),
+            source_kinds=e["source_kinds"],
         )
         metrics["eval"] = result["summary"]
         atomic_write_text(run_dir / "eval_table.md", format_table(result["summary"]) + "\n")

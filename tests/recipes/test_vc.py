@@ -169,3 +169,31 @@ def test_corpus_without_speakers_is_refused(tmp_path: Path) -> None:
     (root / "wav").mkdir(parents=True)
     with pytest.raises(SpeechDataError, match="no speakers found"):
         _run(tmp_path / "out", root)
+
+
+def test_evaluation_can_restrict_the_sources(tiny_run: tuple[Path, dict], corpus: Path) -> None:
+    from seqae.audio.dataset import SpeechCorpus, SpeechDataError
+    from seqae.audio.evaluate import evaluate_conversion
+
+    out, _ = tiny_run
+    converter = VoiceConverter.from_pretrained(out / "model")
+    speech = SpeechCorpus(corpus)
+    result = evaluate_conversion(
+        converter,
+        speech,
+        seen_targets=["flite_kal16"],
+        unseen_targets=[],
+        pairs_per_target=2,
+        probe=False,
+        source_kinds=["perturbed"],
+    )
+    assert {r["source"] for r in result["pairs"]} == {"pert_flite_slt_x093"}
+    assert result["summary"]["source_kinds"] == ["perturbed"]
+    with pytest.raises(SpeechDataError, match="no training speaker has a source"):
+        evaluate_conversion(
+            converter,
+            speech,
+            seen_targets=["flite_kal16"],
+            unseen_targets=[],
+            source_kinds=["opera"],
+        )
