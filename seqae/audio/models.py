@@ -612,10 +612,7 @@ def load_vc_model(directory: str | Path, *, map_location: str | torch.device = "
     missing, unexpected and mis-shaped tensors). The feature settings are the caller's to compare
     (``check_same_features(model.feature_config, ...)``).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from seqae.core.model import load_state_dict_strict
+    from seqae.core.model import load_weights_strict
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -655,13 +652,7 @@ def load_vc_model(directory: str | Path, *, map_location: str | torch.device = "
         raise ValueError(
             f"{config_path}: cannot build a {model_type} model from it: {exc}"
         ) from exc
-    try:
-        state = load_file(str(weights_path), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or truncated"
-        ) from exc
-    load_state_dict_strict(model, state, source=str(weights_path))
+    load_weights_strict(model, weights_path, map_location=map_location)
     return model.to(map_location)
 
 

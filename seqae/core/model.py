@@ -19,6 +19,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,9 +393,6 @@ class Autoencoder(nn.Module):
         cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
     ) -> Autoencoder:
         """Rebuild a model saved by :meth:`save_pretrained`; refuses weights of another model."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         for path in (config_path, weights_path):
@@ -418,13 +416,7 @@ class Autoencoder(nn.Module):
             )
         config = {k: v for k, v in config.items() if k not in ("model", "format_version")}
         model = cls.from_config(config)
-        try:
-            state = load_file(str(weights_path), device=str(map_location))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(
-                f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or truncated"
-            ) from exc
-        load_state_dict_strict(model, state, source=str(weights_path))
+        load_weights_strict(model, weights_path, map_location=map_location)
         return model.to(map_location)
 
 
@@ -435,6 +427,27 @@ def _check_keys(keys: Iterable[str], valid: Sequence[str]) -> None:
         raise ValueError(
             f"unknown autoencoder config keys {unknown}; valid keys: {', '.join(valid)}"
         )
+
+
+def load_weights_strict(
+    model: nn.Module, weights_path: str | os.PathLike[str], *, map_location: Any = "cpu"
+) -> None:
+    """Load a safetensors weights file into ``model`` with :func:`load_state_dict_strict`.
+
+    Raises:
+        ValueError: the file is not readable safetensors (corrupt or truncated), or its tensors
+            do not match the model (each missing, unexpected or mis-shaped one is named).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(weights_path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or truncated"
+        ) from exc
+    load_state_dict_strict(model, state, source=str(weights_path))
 
 
 def load_state_dict_strict(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
