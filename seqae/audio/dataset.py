@@ -229,8 +229,7 @@ def load_features(
     Raises:
         AudioFileError: a file is not usable audio (unless ``skip_bad``).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     from seqae.training.checkpoint import save_safetensors_atomic
 
@@ -256,11 +255,9 @@ def load_features(
         file = folder / f"{speaker}.safetensors" if folder is not None else None
         if file is not None and file.is_file():
             try:
-                from safetensors import safe_open
-
-                with safe_open(str(file), framework="pt") as f:
+                with safe_open(str(file), framework="pt") as f:  # one read: stamps and tensors
                     stamps = json.loads((f.metadata() or {}).get("stamps", "{}"))
-                cached = load_file(str(file))
+                    cached = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
             except (SafetensorError, OSError, json.JSONDecodeError, ValueError):
                 cached, stamps = {}, {}  # a corrupt cache file is rebuilt, never trusted
         changed = False
