@@ -21,8 +21,12 @@ Stages:
    normalised log-mel + the content bottleneck's term (AdaIN-VC: ``train.kl_weight`` x the KL per
    latent element, annealed in; VQ: the commitment term; AutoVC: the content-code loss
    ``train.autovc_code_weight`` x |E(recon) - z|) + optionally the adversarial speaker classifier of arXiv 1804.02812 on the
-   content code (``adversary.weight`` > 0). Step-based; batches are a function of
-   ``(seed, step)`` so a resumed run continues exactly.
+   content code (``adversary.weight`` > 0). Frequency-warp augmentation
+   (:mod:`seqae.audio.augment`): ``augment.content_warp`` warps what the content encoder sees by a
+   random factor, so the decoder must take the voice's timbre and pitch level from the speaker
+   embedding; ``augment.speaker_warp`` warps a crop and its reference together into a
+   pseudo-speaker. Step-based; batches and warp factors are a function of ``(seed, step)`` so a
+   resumed run continues exactly.
 3. **Evaluation** (:mod:`seqae.audio.evaluate`): one-shot conversions of held-out sentences to
    seen (``eval.seen_targets``) and unseen (``eval.unseen_targets``) voices, scored with
    resemblyzer speaker similarity, pocketsphinx WER and MCD-DTW, beside Griffin-Lim resynthesis
@@ -51,6 +55,7 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from seqae.audio import models  # noqa: E402
+from seqae.audio.augment import sample_warp_factors, warp_mels  # noqa: E402
 from seqae.audio.corpus import PRESETS, build_speech_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
@@ -108,6 +113,23 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
         raise ValueError("train.max_minutes must be positive or null")
+    aug = cfg["augment"]
+    for key in ("content_warp", "speaker_warp"):
+        bounds = aug[key]
+        if bounds is None:
+            continue
+        if (
+            not isinstance(bounds, (list, tuple))
+            or len(bounds) != 2
+            or not 0 < float(bounds[0]) <= float(bounds[1])
+        ):
+            raise ValueError(
+                f"augment.{key} must be null or [low, high] with 0 < low <= high, got {bounds!r}"
+            )
+    if not 0.0 <= aug["speaker_warp_prob"] <= 1.0:
+        raise ValueError(
+            f"augment.speaker_warp_prob must be in [0, 1], got {aug['speaker_warp_prob']}"
+        )
 
 
 def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
@@ -165,10 +187,56 @@ class TrainStep(nn.Module):
     def forward(
         self, x: Tensor, lengths: Tensor, ref: Tensor, ref_lengths: Tensor
     ) -> tuple[Tensor, Any, Tensor]:
+        """Content from ``x``, speaker from ``ref``; the output has ``x``'s length."""
         content = self.model.encode_content(x, lengths)
         speaker = self.model.encode_speaker(ref, ref_lengths)
         recon = self.model.decode(content.z, speaker, length=x.shape[-1])
         return recon, content, speaker
+
+
+class WarpAugment:
+    """The recipe's ``augment.*`` frequency warps (:mod:`seqae.audio.augment`) on a batch.
+
+    ``speaker_warp`` turns each crop and its reference, together, into a pseudo-speaker (with
+    probability ``speaker_warp_prob``); ``content_warp`` then warps what the content encoder sees
+    by a further random factor, so the target the decoder rebuilds keeps the speaker's timbre only
+    through the speaker embedding. Factors are a function of ``(seed, step, rank)``, so a resumed
+    run continues exactly. Works on normalised mels: undo the normaliser, warp, redo it.
+    """
+
+    def __init__(self, aug_cfg: dict[str, Any], features: FeatureConfig, normalizer, seed: int):
+        self.content = aug_cfg["content_warp"]
+        self.speaker = aug_cfg["speaker_warp"]
+        self.speaker_prob = float(aug_cfg["speaker_warp_prob"])
+        self.features, self.normalizer, self.seed = features, normalizer, seed
+
+    @property
+    def enabled(self) -> bool:
+        return self.content is not None or self.speaker is not None
+
+    def _warp(self, mel: Tensor, alphas: Tensor) -> Tensor:
+        if bool((alphas == 1).all()):
+            return mel
+        raw = self.normalizer.inverse(mel)
+        return self.normalizer(warp_mels(raw, self.features, alphas))
+
+    def __call__(
+        self, x: Tensor, ref: Tensor, step: int, rank: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(content input, reconstruction target, reference)`` for one batch."""
+        if not self.enabled:
+            return x, x, ref
+        g = torch.Generator().manual_seed(self.seed * 999_983 + step * 7_907 + rank + 17)
+        n = x.shape[0]
+        ones = torch.ones(n, dtype=torch.float64)
+        spk = (
+            ones
+            if self.speaker is None
+            else sample_warp_factors(n, self.speaker, g, prob=self.speaker_prob)
+        )
+        con = ones if self.content is None else sample_warp_factors(n, self.content, g)
+        target, ref = self._warp(x, spk), self._warp(ref, spk)
+        return self._warp(x, spk * con), target, ref
 
 
 def masked_l1(recon: Tensor, x: Tensor, lengths: Tensor) -> Tensor:
@@ -264,6 +332,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             num_speakers=len(speakers),
             hidden=cfg["adversary"]["hidden"],
         )
+    augment = WarpAugment(cfg["augment"], features, norm, cfg["seed"])
     step_module = TrainStep(model, adversary).to(ctx.device)
     optimizer = torch.optim.AdamW(
         step_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"]
@@ -299,8 +368,9 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         b = batcher.batch(step, t["batch_size"], rank=ctx.rank)
         x, lengths = b["x"].to(ctx.device), b["lengths"].to(ctx.device)
         ref, ref_lengths = b["ref"].to(ctx.device), b["ref_lengths"].to(ctx.device)
+        x_in, x, ref = augment(x, ref, step, ctx.rank)
         with autocast_context(ctx.device):
-            recon, content, _ = ddp(x, lengths, ref, ref_lengths)
+            recon, content, _ = ddp(x_in, lengths, ref, ref_lengths)
         rec = masked_l1(recon.float(), x, lengths)
         bottleneck, weight = bottleneck_term(model, content, t, step)
         terms = {"rec": rec, "bottleneck": bottleneck}
@@ -450,6 +520,7 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
             probe=e["probe"],
             cache_dir=cache_dir(cfg["data"]),
             source_kinds=e["source_kinds"],
+            exclude_related=e["exclude_related"],
         )
         metrics["eval"] = result["summary"]
         atomic_write_text(run_dir / "eval_table.md", format_table(result["summary"]) + "\n")

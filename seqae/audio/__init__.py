@@ -2,6 +2,7 @@
 
 - :mod:`~seqae.audio.io`: audio files in and out (any rate, any channels), with clear errors.
 - :mod:`~seqae.audio.features`: 16 kHz, 80-bin log-mels and their normalisation statistics.
+- :mod:`~seqae.audio.augment`: frequency warps of log-mels (content perturbation, pseudo-speakers).
 - :mod:`~seqae.audio.vocoder`: the vocoder interface and the Griffin-Lim default.
 - :mod:`~seqae.audio.dataset`: VCTK-layout corpora, a log-mel cache, training crops.
 - :mod:`~seqae.audio.corpus`: the embedded multi-speaker corpus, synthesized offline
@@ -11,6 +12,7 @@
 - :mod:`~seqae.audio.evaluate`: the objective evaluation (``seqae vc-eval``).
 """
 
+from seqae.audio.augment import sample_warp_factors, warp_mels
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.corpus import build_speech_corpus
 from seqae.audio.dataset import (
@@ -72,6 +74,8 @@ __all__ = [
     "load_features",
     "log_mel",
     "prepare_waveform",
+    "sample_warp_factors",
     "save_audio",
     "scan_speakers",
+    "warp_mels",
 ]

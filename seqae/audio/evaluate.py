@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,26 @@ def _index(corpus: SpeechCorpus) -> dict[tuple[str, str], Utterance]:
     return {(u.speaker, u.sentence_id): u for u in corpus.utterances}
 
 
+def related_voices(corpus: SpeechCorpus, target: str) -> set[str]:
+    """Speakers made with the target's own synthesiser voice: its pitch, duration and
+    speed-perturbed variants (same ``engine`` and ``voice`` in ``speakers.json``), and the target.
+
+    Converting such a variant to the target is not a conversion between two voices (the source
+    already sounds much like the target, so "closer to the target than to the source" is
+    ill-posed), so evaluation draws its sources from the other voices.
+    """
+    info = corpus.speaker_info.get(target, {}).get("settings", {})
+    key = (info.get("engine"), info.get("voice"))
+    related = {target}
+    if None in key:
+        return related
+    for spk, meta in corpus.speaker_info.items():
+        settings = meta.get("settings", {})
+        if (settings.get("engine"), settings.get("voice")) == key:
+            related.add(spk)
+    return related
+
+
 def make_pairs(
     corpus: SpeechCorpus,
     targets: Sequence[str],
@@ -55,8 +75,12 @@ def make_pairs(
     pairs_per_target: int,
     n_references: int,
     seed: int,
+    exclude: Mapping[str, Collection[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Conversion pairs: source utterance, target references (other sentences), parallel ref."""
+    """Conversion pairs: source utterance, target references (other sentences), parallel ref.
+
+    ``exclude[target]`` names speakers never used as a source for ``target`` (besides itself).
+    """
     index = _index(corpus)
     rng = random.Random(seed)
     pairs = []
@@ -70,7 +94,8 @@ def make_pairs(
         order = rng.sample(target_sents, len(target_sents))
         for k in range(pairs_per_target):
             sent = order[k % len(order)]
-            cands = [s for s in sources if (s, sent) in index and s != target]
+            banned = {target, *((exclude or {}).get(target, ()))}
+            cands = [s for s in sources if (s, sent) in index and s not in banned]
             if not cands:
                 continue
             src = rng.choice(cands)
@@ -124,6 +149,7 @@ def evaluate_conversion(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     source_kinds: Sequence[str] | None = None,
+    exclude_related: bool = True,
 ) -> dict[str, Any]:
     """Convert held-out sentences to seen and unseen target voices and score everything.
 
@@ -144,6 +170,8 @@ def evaluate_conversion(
         source_kinds: Draw sources only from training speakers whose ``speakers.json`` source is
             one of these (e.g. ``["flite", "festival", "perturbed"]``: voices the recogniser
             reads well, so WER measures what conversion loses); None: every training speaker.
+        exclude_related: Never convert from a variant of the target's own synthesiser voice
+            (:func:`related_voices`).
 
     Returns:
         ``{"summary": {...}, "pairs": [per-pair rows], "example": {mels for a figure}}``.
@@ -208,6 +236,7 @@ def evaluate_conversion(
             pairs_per_target=pairs_per_target,
             n_references=n_references,
             seed=seed + (0 if group == "seen" else 1),
+            exclude={t: related_voices(corpus, t) for t in targets} if exclude_related else None,
         )
         for k, p in enumerate(progress_bar(pairs, desc=f"vc-eval {group}", enabled=progress)):
             src, par, refs = p["source"], p["parallel"], p["references"]
@@ -236,6 +265,9 @@ def evaluate_conversion(
                         "system": system,
                         "target": p["target"],
                         "source": src.speaker,
+                        "source_kind": corpus.speaker_info.get(src.speaker, {}).get(
+                            "source", "unknown"
+                        ),
                         "sentence": src.sentence_id,
                         "references": [r.utt_id for r in refs],
                         "sim_target": sim_t,
@@ -266,6 +298,7 @@ def evaluate_conversion(
         "n_references": n_references,
         "pairs_per_target": pairs_per_target,
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
+        "exclude_related": exclude_related,
     }
     for group in groups:
         for system in SYSTEMS:
@@ -293,6 +326,26 @@ def evaluate_conversion(
                 }
                 for t in sorted({r["target"] for r in conv})
             }
+            # the recogniser reads some synthesisers far better than others, so the WER of a
+            # group depends on its mix of source kinds: give it per kind, converted and floor
+            by_kind: dict[str, Any] = {}
+            for kind in sorted({r["source_kind"] for r in conv}):
+                entry: dict[str, Any] = {}
+                for system in ("converted", "floor"):
+                    sel = [
+                        r
+                        for r in rows
+                        if r["group"] == group and r["system"] == system
+                        and r["source_kind"] == kind
+                    ]  # fmt: skip
+                    entry[system] = float(
+                        corpus_wer(
+                            [r["reference_text"] for r in sel], [r["hypothesis"] for r in sel]
+                        )
+                    )
+                    entry["n"] = len(sel)
+                by_kind[kind] = entry
+            summary[group]["wer_by_source_kind"] = by_kind
     if probe:
         utts = corpus.select(role="train", split="test")
         mels = load_features(utts, converter.feature_config, cache_dir=cache_dir)
@@ -311,7 +364,8 @@ def format_table(summary: dict[str, Any]) -> str:
     lines = [
         f"One-shot conversion, {summary.get('n_references', 1)} reference(s), "
         f"{summary.get('pairs_per_target')} held-out sentences per target voice, sources: "
-        f"{', '.join(summary.get('source_kinds') or ['all training voices'])}",
+        f"{', '.join(summary.get('source_kinds') or ['all training voices'])}"
+        + (" except the target's own variants" if summary.get("exclude_related") else ""),
         "",
         "| targets | system | n | sim to target | sim to source | closer to target | WER | MCD (dB) |",
         "|---|---|---|---|---|---|---|---|",
@@ -332,6 +386,14 @@ def format_table(summary: dict[str, Any]) -> str:
                 f"{t}: sim {v['sim_target']:.3f}, closer {v['closer']:.2f}" for t, v in per.items()
             )
             lines.append(f"\n{group} targets, converted: {parts}")
+    for group in ("seen", "unseen"):
+        by_kind = summary.get(group, {}).get("wer_by_source_kind")
+        if by_kind:
+            parts = ", ".join(
+                f"{k} {v['converted']:.3f} / {v['floor']:.3f} (n {v['n']})"
+                for k, v in by_kind.items()
+            )
+            lines.append(f"\n{group} targets, WER by source kind (converted / floor): {parts}")
     if "probe" in summary:
         c, s = summary["probe"]["content"], summary["probe"]["speaker_embedding"]
         lines.append(
@@ -360,6 +422,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cache_dir=Path(args.corpus) / "cache",
         progress=True,
         source_kinds=args.source_kinds,
+        exclude_related=not args.include_related_sources,
     )
     table = format_table(result["summary"])
     print(table)
@@ -392,6 +455,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         nargs="*",
         default=None,
         help="draw sources only from these corpus sources (e.g. flite festival perturbed)",
+    )
+    p.add_argument(
+        "--include-related-sources",
+        action="store_true",
+        help="also convert from variants of the target's own synthesiser voice (off by default)",
     )
     p.add_argument("--out", default=None, help="write eval.json, eval_table.md and samples here")
     p.set_defaults(func=_cmd_eval)

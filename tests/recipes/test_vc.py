@@ -83,6 +83,19 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
     assert probe["speaker_embedding"]["n_classes"] == 4
     table = (out / "eval_table.md").read_text()
     assert "| unseen | ceiling |" in table and "Speaker probe" in table
+    # WER per kind of source voice, for converted and floor, adding up to the group's pairs
+    assert ev["exclude_related"] is True and "except the target's own variants" in table
+    for group in ("seen", "unseen"):
+        by_kind = ev[group]["wer_by_source_kind"]
+        assert set(by_kind) <= {"espeak-ng", "flite", "perturbed"}
+        assert sum(v["n"] for v in by_kind.values()) == ev[group]["converted"]["n"]
+        assert all(v["converted"] >= 0 and v["floor"] >= 0 for v in by_kind.values())
+    assert "WER by source kind (converted / floor)" in table
+    rows = json.loads((out / "eval_pairs.json").read_text())
+    # slt's perturbed copy is a variant of the target's own voice: never a source for slt
+    assert not [
+        r for r in rows if r["target"] == "flite_slt" and r["source"].startswith("pert_flite_slt")
+    ]
 
 
 def test_trained_model_converts_a_file(tiny_run: tuple[Path, dict], corpus: Path, tmp_path) -> None:
@@ -147,6 +160,9 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("data.build_preset=huge", "data.build_preset must be one of"),
         ("train.kl_weight=-1", "train.kl_weight must be >= 0"),
         ("data.segment_frames=4", "data.segment_frames must be >= 16"),
+        ("augment.content_warp=[1.2,0.8]", "augment.content_warp must be null or"),
+        ("augment.speaker_warp=[0.9]", "augment.speaker_warp must be null or"),
+        ("augment.speaker_warp_prob=1.5", "augment.speaker_warp_prob must be in"),
     ],
 )
 def test_bad_settings_are_refused_before_training(

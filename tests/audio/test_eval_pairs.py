@@ -1,0 +1,74 @@
+"""How vc evaluation picks its conversion pairs: held-out sentences, references, sources."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import soundfile as sf
+
+from seqae.audio.dataset import SpeechCorpus
+from seqae.audio.evaluate import make_pairs, related_voices
+
+VOICES = {
+    "kal16": {"source": "flite", "settings": {"engine": "flite", "voice": "kal16"}},
+    "kal16_low": {
+        "source": "flite",
+        "settings": {"engine": "flite", "voice": "kal16", "f0_mean": 85.0},
+    },
+    "pert_kal16": {
+        "source": "perturbed",
+        "settings": {"engine": "flite", "voice": "kal16", "base": "kal16", "alpha": 0.9},
+    },
+    "slt": {"source": "flite", "settings": {"engine": "flite", "voice": "slt"}},
+    "fest_kal": {"source": "festival", "settings": {"engine": "festival", "voice": "kal_diphone"}},
+    "espeak_m1": {"source": "espeak-ng", "settings": {"engine": "espeak-ng", "voice": "en-us+m1"}},
+    "awb": {"source": "flite", "role": "unseen", "settings": {"engine": "flite", "voice": "awb"}},
+}
+
+
+def _corpus(tmp_path) -> SpeechCorpus:
+    root = tmp_path / "corpus"
+    rate = 16000
+    t = np.arange(rate) / rate
+    for k, spk in enumerate(VOICES):
+        for i in range(1, 7):
+            path = root / "wav" / spk / f"{spk}_{i:03d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(
+                path, (0.3 * np.sin(2 * math.pi * (100 + 10 * k) * t)).astype(np.float32), rate
+            )
+    speakers = {s: {"role": "train", **v} for s, v in VOICES.items()}
+    (root / "speakers.json").write_text(json.dumps(speakers))
+    split = {"train": ["001", "002", "003"], "test": ["004", "005", "006"]}
+    (root / "corpus.json").write_text(json.dumps({"sentences": split}))
+    return SpeechCorpus(root)
+
+
+def test_related_voices_are_the_variants_of_the_targets_own_voice(tmp_path) -> None:
+    corpus = _corpus(tmp_path)
+    assert related_voices(corpus, "kal16") == {"kal16", "kal16_low", "pert_kal16"}
+    assert related_voices(corpus, "awb") == {"awb"}
+    assert related_voices(corpus, "fest_kal") == {"fest_kal"}  # another engine's kal is not kal16
+
+
+def test_pairs_never_convert_from_an_excluded_voice(tmp_path) -> None:
+    corpus = _corpus(tmp_path)
+    sources = [s for s in corpus.speakers_with_role("train") if s != "kal16"]
+    kwargs = dict(
+        sources=sources, sentences=["004", "005", "006"], n_references=1, pairs_per_target=60
+    )
+    everything = make_pairs(corpus, ["kal16"], seed=0, **kwargs)
+    assert {"kal16_low", "pert_kal16"} <= {p["source"].speaker for p in everything}
+    excluded = make_pairs(
+        corpus, ["kal16"], seed=0, exclude={"kal16": related_voices(corpus, "kal16")}, **kwargs
+    )
+    assert {p["source"].speaker for p in excluded} == {"slt", "fest_kal", "espeak_m1"}
+    for p in excluded:
+        # the parallel utterance is the target saying the source's sentence; the references are
+        # the target saying other held-out sentences
+        assert p["parallel"].speaker == "kal16"
+        assert p["parallel"].sentence_id == p["source"].sentence_id
+        assert all(r.speaker == "kal16" for r in p["references"])
+        assert p["source"].sentence_id not in {r.sentence_id for r in p["references"]}
