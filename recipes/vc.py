@@ -55,7 +55,7 @@ import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from seqae.audio import models  # noqa: E402
-from seqae.audio.augment import sample_warp_factors, warp_mels  # noqa: E402
+from seqae.audio.augment import check_warp_bounds, sample_warp_factors, warp_mels  # noqa: E402
 from seqae.audio.corpus import PRESETS, build_speech_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
@@ -115,17 +115,14 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError("train.max_minutes must be positive or null")
     aug = cfg["augment"]
     for key in ("content_warp", "speaker_warp"):
-        bounds = aug[key]
-        if bounds is None:
+        if aug[key] is None:
             continue
-        if (
-            not isinstance(bounds, (list, tuple))
-            or len(bounds) != 2
-            or not 0 < float(bounds[0]) <= float(bounds[1])
-        ):
+        try:
+            check_warp_bounds(aug[key])
+        except (TypeError, ValueError) as err:
             raise ValueError(
-                f"augment.{key} must be null or [low, high] with 0 < low <= high, got {bounds!r}"
-            )
+                f"augment.{key} must be null or [low, high] with 0 < low <= high, got {aug[key]!r}"
+            ) from err
     if not 0.0 <= aug["speaker_warp_prob"] <= 1.0:
         raise ValueError(
             f"augment.speaker_warp_prob must be in [0, 1], got {aug['speaker_warp_prob']}"
@@ -145,12 +142,7 @@ def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
     if data_cfg["sources"]:
         # keep the evaluation voices (seen targets included) whatever their source
         keep_always = set(data_cfg["keep_speakers"] or [])
-        train = [
-            s
-            for s in train
-            if corpus.speaker_info.get(s, {}).get("source") in data_cfg["sources"]
-            or s in keep_always
-        ]
+        train = [s for s in train if corpus.source(s) in data_cfg["sources"] or s in keep_always]
     if data_cfg["max_speakers"]:
         train = train[: data_cfg["max_speakers"]]
     keep = set(train) | {s for s in corpus.speakers if corpus.role(s) != "train"}

@@ -31,37 +31,48 @@ from torch import Tensor
 
 from seqae.audio.features import FeatureConfig
 
-__all__ = ["mel_centers_hz", "warp_matrices", "warp_mels", "sample_warp_factors"]
+__all__ = [
+    "check_warp_bounds",
+    "mel_centers_hz",
+    "sample_warp_factors",
+    "warp_matrices",
+    "warp_mels",
+]
+
+
+# Slaney's mel scale (librosa's default, torchaudio's mel_scale="slaney"): linear below 1 kHz,
+# logarithmic above.
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = math.log(6.4) / 27.0
 
 
 def _hz_to_mel_slaney(f: Tensor) -> Tensor:
-    # Slaney's scale (librosa's default, torchaudio's mel_scale="slaney"): linear below 1 kHz,
-    # logarithmic above.
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
     return torch.where(
-        f < min_log_hz,
-        f / f_sp,
-        min_log_mel + torch.log(f.clamp_min(1e-12) / min_log_hz) / logstep,
+        f < _MIN_LOG_HZ,
+        f / _F_SP,
+        _MIN_LOG_MEL + torch.log(f.clamp_min(1e-12) / _MIN_LOG_HZ) / _LOGSTEP,
     )
 
 
 def _mel_to_hz_slaney(m: Tensor) -> Tensor:
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = math.log(6.4) / 27.0
     return torch.where(
-        m < min_log_mel, m * f_sp, min_log_hz * torch.exp(logstep * (m - min_log_mel))
+        m < _MIN_LOG_MEL, m * _F_SP, _MIN_LOG_HZ * torch.exp(_LOGSTEP * (m - _MIN_LOG_MEL))
     )
+
+
+def _mel_grid(features: FeatureConfig) -> Tensor:
+    """The ``n_mels + 2`` equally spaced mel-scale points whose inner ones are the band centres."""
+    lo, hi = _hz_to_mel_slaney(
+        torch.tensor([float(features.f_min), float(features.f_max)], dtype=torch.float64)
+    )
+    return torch.linspace(float(lo), float(hi), features.n_mels + 2, dtype=torch.float64)
 
 
 def mel_centers_hz(features: FeatureConfig) -> Tensor:
     """Centre frequency (Hz) of each mel band of ``features``, shape ``(n_mels,)``."""
-    lo = _hz_to_mel_slaney(torch.tensor(float(features.f_min), dtype=torch.float64))
-    hi = _hz_to_mel_slaney(torch.tensor(float(features.f_max), dtype=torch.float64))
-    edges = torch.linspace(float(lo), float(hi), features.n_mels + 2, dtype=torch.float64)
-    return _mel_to_hz_slaney(edges[1:-1])
+    return _mel_to_hz_slaney(_mel_grid(features)[1:-1])
 
 
 def warp_matrices(features: FeatureConfig, alphas: Tensor) -> Tensor:
@@ -69,18 +80,17 @@ def warp_matrices(features: FeatureConfig, alphas: Tensor) -> Tensor:
 
     ``alpha > 1`` moves spectral features up (a shorter vocal tract, a higher voice), ``alpha < 1``
     down. Frequencies read from beyond the top band take the top band's value. ``alpha = 1`` gives
-    the identity exactly.
+    the identity (to rounding).
     """
     alphas = torch.as_tensor(alphas, dtype=torch.float64).reshape(-1)
     if alphas.numel() == 0 or not bool(torch.isfinite(alphas).all()) or bool((alphas <= 0).any()):
         raise ValueError(f"warp factors must be finite and positive, got {alphas.tolist()}")
-    centers = mel_centers_hz(features)  # (n,)
-    n = centers.numel()
-    lo = _hz_to_mel_slaney(torch.tensor(float(features.f_min), dtype=torch.float64))
-    hi = _hz_to_mel_slaney(torch.tensor(float(features.f_max), dtype=torch.float64))
-    step = (hi - lo) / (n + 1)
+    grid = _mel_grid(features)
+    n = features.n_mels
+    centers = _mel_to_hz_slaney(grid[1:-1])
     read_hz = centers[None, :] / alphas[:, None]  # (B, n): where output bin k reads the input
-    pos = (_hz_to_mel_slaney(read_hz) - lo) / step - 1  # fractional input bin index
+    # fractional input bin index: band k's centre is grid point k + 1
+    pos = (_hz_to_mel_slaney(read_hz) - grid[0]) / (grid[1] - grid[0]) - 1
     pos = pos.clamp(0, n - 1)
     left = pos.floor().long().clamp(max=n - 2)
     frac = pos - left
@@ -107,6 +117,16 @@ def warp_mels(mels: Tensor, features: FeatureConfig, alphas: Tensor) -> Tensor:
     return torch.bmm(w, mels)
 
 
+def check_warp_bounds(bounds: Sequence[float]) -> tuple[float, float]:
+    """``(low, high)`` from ``bounds``, refused unless it is two numbers with ``0 < low <= high``."""
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        raise ValueError(f"warp bounds must be [low, high], got {bounds!r}")
+    low, high = (float(b) for b in bounds)
+    if not 0 < low <= high:
+        raise ValueError(f"warp bounds must satisfy 0 < low <= high, got {list(bounds)}")
+    return low, high
+
+
 def sample_warp_factors(
     n: int,
     bounds: Sequence[float],
@@ -115,9 +135,7 @@ def sample_warp_factors(
     prob: float = 1.0,
 ) -> Tensor:
     """``n`` factors log-uniform in ``bounds = (low, high)``; each is 1 with probability ``1 - prob``."""
-    low, high = (float(b) for b in bounds)
-    if not 0 < low <= high:
-        raise ValueError(f"warp bounds must satisfy 0 < low <= high, got {list(bounds)}")
+    low, high = check_warp_bounds(bounds)
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"warp probability must be in [0, 1], got {prob}")
     u = torch.rand(n, generator=generator, dtype=torch.float64)

@@ -156,6 +156,11 @@ class SpeechCorpus:
         """``train`` unless ``speakers.json`` says otherwise (e.g. ``unseen``)."""
         return str(self.speaker_info.get(speaker, {}).get("role", "train"))
 
+    def source(self, speaker: str) -> str:
+        """What made the voice (``speakers.json``'s ``source``: espeak-ng, flite, ...), or
+        ``unknown``."""
+        return str(self.speaker_info.get(speaker, {}).get("source", "unknown"))
+
     def speakers_with_role(self, role: str) -> list[str]:
         return [s for s in self.speakers if self.role(s) == role]
 

@@ -85,6 +85,7 @@ def make_pairs(
     rng = random.Random(seed)
     pairs = []
     for target in targets:
+        banned = {target, *((exclude or {}).get(target, ()))}
         target_sents = [s for s in sentences if (target, s) in index]
         if len(target_sents) < n_references + 1:
             raise SpeechDataError(
@@ -94,7 +95,6 @@ def make_pairs(
         order = rng.sample(target_sents, len(target_sents))
         for k in range(pairs_per_target):
             sent = order[k % len(order)]
-            banned = {target, *((exclude or {}).get(target, ()))}
             cands = [s for s in sources if (s, sent) in index and s not in banned]
             if not cands:
                 continue
@@ -198,9 +198,7 @@ def evaluate_conversion(
         if s not in set(seen_targets) | set(unseen_targets)
     ]
     if source_kinds is not None:
-        sources = [
-            s for s in sources if corpus.speaker_info.get(s, {}).get("source") in set(source_kinds)
-        ]
+        sources = [s for s in sources if corpus.source(s) in set(source_kinds)]
         if not sources:
             raise SpeechDataError(
                 f"{corpus.root}: no training speaker has a source in {list(source_kinds)}"
@@ -265,9 +263,7 @@ def evaluate_conversion(
                         "system": system,
                         "target": p["target"],
                         "source": src.speaker,
-                        "source_kind": corpus.speaker_info.get(src.speaker, {}).get(
-                            "source", "unknown"
-                        ),
+                        "source_kind": corpus.source(src.speaker),
                         "sentence": src.sentence_id,
                         "references": [r.utt_id for r in refs],
                         "sim_target": sim_t,
@@ -300,6 +296,10 @@ def evaluate_conversion(
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
         "exclude_related": exclude_related,
     }
+
+    def wer_of(sel: list[dict[str, Any]]) -> float:
+        return float(corpus_wer([r["reference_text"] for r in sel], [r["hypothesis"] for r in sel]))
+
     for group in groups:
         for system in SYSTEMS:
             sel = [r for r in rows if r["group"] == group and r["system"] == system]
@@ -310,9 +310,7 @@ def evaluate_conversion(
                 "sim_target": float(np.mean([r["sim_target"] for r in sel])),
                 "sim_source": float(np.mean([r["sim_source"] for r in sel])),
                 "closer": float(np.mean([r["closer"] for r in sel])),
-                "wer": float(
-                    corpus_wer([r["reference_text"] for r in sel], [r["hypothesis"] for r in sel])
-                ),
+                "wer": wer_of(sel),
                 "mcd": float(np.mean([r["mcd"] for r in sel])),
             }
         conv = [r for r in rows if r["group"] == group and r["system"] == "converted"]
@@ -330,21 +328,12 @@ def evaluate_conversion(
             # group depends on its mix of source kinds: give it per kind, converted and floor
             by_kind: dict[str, Any] = {}
             for kind in sorted({r["source_kind"] for r in conv}):
-                entry: dict[str, Any] = {}
-                for system in ("converted", "floor"):
-                    sel = [
-                        r
-                        for r in rows
-                        if r["group"] == group and r["system"] == system
-                        and r["source_kind"] == kind
-                    ]  # fmt: skip
-                    entry[system] = float(
-                        corpus_wer(
-                            [r["reference_text"] for r in sel], [r["hypothesis"] for r in sel]
-                        )
-                    )
-                    entry["n"] = len(sel)
-                by_kind[kind] = entry
+                of_kind = [r for r in rows if r["group"] == group and r["source_kind"] == kind]
+                by_kind[kind] = {
+                    system: wer_of([r for r in of_kind if r["system"] == system])
+                    for system in ("converted", "floor")
+                }
+                by_kind[kind]["n"] = sum(r["system"] == "converted" for r in of_kind)
             summary[group]["wer_by_source_kind"] = by_kind
     if probe:
         utts = corpus.select(role="train", split="test")

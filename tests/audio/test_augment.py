@@ -92,7 +92,16 @@ def test_factors_are_log_uniform_within_bounds_and_reproducible() -> None:
     assert bool((none == 1).all())
 
 
-@pytest.mark.parametrize("bounds, prob", [((1.2, 0.8), 1.0), ((0.0, 1.2), 1.0), ((0.9, 1.1), 1.5)])
+@pytest.mark.parametrize(
+    "bounds, prob",
+    [
+        ((1.2, 0.8), 1.0),
+        ((0.0, 1.2), 1.0),
+        ((0.9, 1.1), 1.5),
+        ((0.9,), 1.0),
+        ((0.8, 1.0, 1.2), 1.0),
+    ],
+)
 def test_bad_factor_settings_are_refused(bounds, prob: float) -> None:
     with pytest.raises(ValueError, match="warp"):
         sample_warp_factors(3, bounds, torch.Generator(), prob=prob)

@@ -51,6 +51,7 @@ def test_related_voices_are_the_variants_of_the_targets_own_voice(tmp_path) -> N
     assert related_voices(corpus, "kal16") == {"kal16", "kal16_low", "pert_kal16"}
     assert related_voices(corpus, "awb") == {"awb"}
     assert related_voices(corpus, "fest_kal") == {"fest_kal"}  # another engine's kal is not kal16
+    assert corpus.source("pert_kal16") == "perturbed" and corpus.source("espeak_m1") == "espeak-ng"
 
 
 def test_pairs_never_convert_from_an_excluded_voice(tmp_path) -> None:
