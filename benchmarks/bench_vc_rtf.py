@@ -186,9 +186,15 @@ def main(argv: list[str] | None = None) -> None:
             vc.vocode(vc.convert_mel(mel, ref_mels))
             vocode_own()
         (mel, ref_mels), t_feat = timed(features, device, args.repeats)
-        speaker, t_spk = timed(lambda r=ref_mels: vc.speaker_embedding(r), device, args.repeats)
+        (speaker, stats), t_spk = timed(
+            lambda r=ref_mels: (vc.speaker_embedding(r), vc.reference_statistics(r)),
+            device,
+            args.repeats,
+        )
         out, t_model = timed(
-            lambda m=mel, s=speaker: vc.convert_mel(m, speaker=s), device, args.repeats
+            lambda m=mel, s=speaker, st=stats: vc.convert_mel(m, speaker=s, statistics=st),
+            device,
+            args.repeats,
         )
         _, t_voc = timed(lambda o=out: vc.vocode(o), device, args.repeats)
         _, t_peer = timed(vocode_own, device, args.repeats)

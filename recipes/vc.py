@@ -59,6 +59,7 @@ from seqae.audio.augment import check_warp_bounds, sample_warp_factors, warp_mel
 from seqae.audio.corpus import PRESETS, build_speech_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
+from seqae.audio.matching import MATCH_MODES  # noqa: E402
 from seqae.config import save_config  # noqa: E402
 from seqae.training import (  # noqa: E402
     CheckpointManager,
@@ -126,6 +127,11 @@ def validate(cfg: dict[str, Any]) -> None:
     if not 0.0 <= aug["speaker_warp_prob"] <= 1.0:
         raise ValueError(
             f"augment.speaker_warp_prob must be in [0, 1], got {aug['speaker_warp_prob']}"
+        )
+    if cfg["eval"]["match_stats"] not in MATCH_MODES:
+        raise ValueError(
+            f"eval.match_stats must be one of {', '.join(MATCH_MODES)}, "
+            f"got {cfg['eval']['match_stats']!r}"
         )
 
 
@@ -495,7 +501,7 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
 
     e = cfg["eval"]
     corpus = prepare_corpus(cfg["data"], is_main=True)
-    converter = VoiceConverter.from_pretrained(run_dir / "model")
+    converter = VoiceConverter.from_pretrained(run_dir / "model", match_stats=e["match_stats"])
     model = converter.model
     embedding_figure(model, corpus, cfg, run_dir / "figures" / "embeddings.png")
     metrics: dict[str, Any] = {"train": summary}

@@ -8,6 +8,7 @@
 - :mod:`~seqae.audio.corpus`: the embedded multi-speaker corpus, synthesized offline
   (``seqae data speech``).
 - :mod:`~seqae.audio.models`: AdaIN-VC, VQVC, AutoVC and the speaker adversary.
+- :mod:`~seqae.audio.matching`: per-bin log-mel statistics matching to the target's references.
 - :mod:`~seqae.audio.convert`: :class:`VoiceConverter` and ``seqae convert``.
 - :mod:`~seqae.audio.evaluate`: the objective evaluation (``seqae vc-eval``).
 """
@@ -34,6 +35,7 @@ from seqae.audio.features import (
     log_mel,
 )
 from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
+from seqae.audio.matching import MelStatistics, match_statistics, mel_statistics
 from seqae.audio.models import (
     VC_MODELS,
     VQVC,
@@ -64,6 +66,7 @@ __all__ = [
     "FeatureNormalizer",
     "GriffinLimVocoder",
     "MelExtractor",
+    "MelStatistics",
     "SegmentBatcher",
     "SpeechCorpus",
     "SpeechDataError",
@@ -73,6 +76,8 @@ __all__ = [
     "load_audio",
     "load_features",
     "log_mel",
+    "match_statistics",
+    "mel_statistics",
     "prepare_waveform",
     "sample_warp_factors",
     "save_audio",

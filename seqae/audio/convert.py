@@ -52,6 +52,13 @@ from seqae.audio.features import (
     check_same_features,
 )
 from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
+from seqae.audio.matching import (
+    MATCH_MODES,
+    MelStatistics,
+    check_match_mode,
+    match_statistics,
+    mel_statistics,
+)
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
@@ -184,6 +191,11 @@ class VoiceConverter:
         feature_config: The feature settings the caller's data were made with; checked against
             the model's (default: the model's).
         batch_size: Chunks converted together in one model call.
+        match_stats: Statistics matching after the model (:mod:`seqae.audio.matching`):
+            ``"mean_std"`` (default) gives the output the references' per-bin log-mel mean and
+            spread over speech frames, ``"mean"`` the mean only, ``"none"`` leaves the model's
+            output as is. It moves the output towards voices the model never heard, whose
+            long-term spectrum a learned speaker embedding cannot place.
 
     Raises:
         FeatureMismatchError: the model, the vocoder and ``feature_config`` disagree; the message
@@ -200,8 +212,11 @@ class VoiceConverter:
         overlap_seconds: float = 1.0,
         feature_config: FeatureConfig | None = None,
         batch_size: int = 8,
+        match_stats: str = "mean_std",
     ) -> None:
         from seqae.training.runtime import get_device
+
+        self.match_stats = check_match_mode(match_stats)
 
         model_config = getattr(model, "feature_config", None)
         if not isinstance(model_config, FeatureConfig):
@@ -358,17 +373,21 @@ class VoiceConverter:
         reference_mels: Sequence[Tensor] | None = None,
         *,
         speaker: Tensor | None = None,
+        statistics: MelStatistics | None = None,
     ) -> Tensor:
         """Convert a normalised log-mel to the references' voice.
 
         The speaker embedding is computed once (or taken from ``speaker``); sources longer than
         ``chunk_seconds`` are converted in overlapping chunks cross-faded over the overlaps
-        (see the module docstring), shorter ones in one pass.
+        (see the module docstring), shorter ones in one pass. The whole output is then matched
+        to the references' statistics (``match_stats``).
 
         Args:
             source_mel: ``(n_mels, T)`` (or ``(1, n_mels, T)``) normalised log-mel.
             reference_mels: Normalised log-mels of the target speaker, one or more.
             speaker: A precomputed :meth:`speaker_embedding` instead of ``reference_mels``.
+            statistics: Precomputed :meth:`reference_statistics` instead of ``reference_mels``
+                (needed with ``speaker`` unless ``match_stats`` is ``"none"``).
 
         Returns:
             ``(n_mels, T)`` normalised log-mel on ``device``.
@@ -378,6 +397,18 @@ class VoiceConverter:
             if reference_mels is None:
                 raise ValueError("give reference_mels (or a precomputed speaker embedding)")
             speaker = self.speaker_embedding(reference_mels)
+        if self.match_stats != "none" and statistics is None:
+            if reference_mels is None:
+                raise ValueError(
+                    f"match_stats={self.match_stats!r} needs the references' statistics: give "
+                    "reference_mels, or statistics=reference_statistics(reference_mels) with a "
+                    "precomputed speaker embedding"
+                )
+            statistics = self.reference_statistics(reference_mels)
+        return self._match(self._convert_chunks(src, speaker), statistics)
+
+    def _convert_chunks(self, src: Tensor, speaker: Tensor) -> Tensor:
+        """The model's conversion of ``(n_mels, T)``, chunked and cross-faded when long."""
         speaker = speaker.to(self.device).reshape(1, -1)
         spans = chunk_spans(src.shape[1], self.chunk_frames, self.overlap_frames, align=self.align)
         if len(spans) == 1:
@@ -403,6 +434,25 @@ class VoiceConverter:
                 s, e = spans[i]
                 out[:, s:e] += y * weights[i].to(self.device)
         return out
+
+    @torch.inference_mode()
+    def reference_statistics(self, reference_mels: Sequence[Tensor]) -> MelStatistics:
+        """Per-bin log-mel statistics of the references' speech frames (pooled), unnormalised."""
+        if isinstance(reference_mels, Tensor) or len(reference_mels) == 0:
+            raise ValueError("reference_mels must be a non-empty list of (n_mels, frames) tensors")
+        return mel_statistics(
+            [
+                self.model.normalizer.inverse(self._check_mel(m, f"reference {i + 1}"))
+                for i, m in enumerate(reference_mels)
+            ]
+        )
+
+    def _match(self, mel: Tensor, statistics: MelStatistics | None) -> Tensor:
+        """Normalised log-mel matched to ``statistics`` (as ``match_stats`` says)."""
+        if self.match_stats == "none" or statistics is None:
+            return mel
+        norm = self.model.normalizer
+        return norm(match_statistics(norm.inverse(mel), statistics, mode=self.match_stats))
 
     def _convert_batch(self, chunks: Tensor, speaker: Tensor) -> Tensor:
         """``(B, n_mels, L)`` source chunks, ``(1, S)`` speaker -> ``(B, n_mels, L)``."""
@@ -597,6 +647,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             device=args.device,
             chunk_seconds=args.chunk_seconds,
             overlap_seconds=args.overlap_seconds,
+            match_stats=args.match_stats,
         )
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
@@ -639,6 +690,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             print(f"  {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_match_stats_argument(parser: argparse.ArgumentParser) -> None:
+    """``--match-stats {none,mean,mean_std}`` (shared by ``seqae convert`` and ``seqae vc-eval``)."""
+    parser.add_argument(
+        "--match-stats",
+        choices=MATCH_MODES,
+        default="mean_std",
+        help="match the output's per-bin log-mel statistics to the references' "
+        "(seqae.audio.matching; default mean_std)",
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -688,6 +750,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--overlap-seconds", type=float, default=1.0, help="cross-faded chunk overlap (default 1)"
     )
+    add_match_stats_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.set_defaults(func=_cmd_convert)
     return parser

@@ -295,6 +295,7 @@ def evaluate_conversion(
         "pairs_per_target": pairs_per_target,
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
         "exclude_related": exclude_related,
+        "match_stats": getattr(converter, "match_stats", "none"),
     }
 
     def wer_of(sel: list[dict[str, Any]]) -> float:
@@ -354,7 +355,12 @@ def format_table(summary: dict[str, Any]) -> str:
         f"One-shot conversion, {summary.get('n_references', 1)} reference(s), "
         f"{summary.get('pairs_per_target')} held-out sentences per target voice, sources: "
         f"{', '.join(summary.get('source_kinds') or ['all training voices'])}"
-        + (" except the target's own variants" if summary.get("exclude_related") else ""),
+        + (" except the target's own variants" if summary.get("exclude_related") else "")
+        + (
+            f"; output matched to the references' log-mel statistics ({summary['match_stats']})"
+            if summary.get("match_stats", "none") != "none"
+            else ""
+        ),
         "",
         "| targets | system | n | sim to target | sim to source | closer to target | WER | MCD (dB) |",
         "|---|---|---|---|---|---|---|---|",
@@ -396,7 +402,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import VoiceConverter
     from seqae.training import atomic_write_json, atomic_write_text
 
-    converter = VoiceConverter.from_pretrained(args.model)
+    converter = VoiceConverter.from_pretrained(args.model, match_stats=args.match_stats)
     corpus = SpeechCorpus(args.corpus)
     result = evaluate_conversion(
         converter,
@@ -427,6 +433,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``seqae vc-eval`` (the registry's ``cli`` component)."""
+    from seqae.audio.convert import add_match_stats_argument
+
     p = subparsers.add_parser(
         "vc-eval",
         help="score one-shot voice conversion: speaker similarity, WER, MCD, speaker probe",
@@ -450,6 +458,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="also convert from variants of the target's own synthesiser voice (off by default)",
     )
+    add_match_stats_argument(p)
     p.add_argument("--out", default=None, help="write eval.json, eval_table.md and samples here")
     p.set_defaults(func=_cmd_eval)
     return p
