@@ -107,6 +107,7 @@ def validate(cfg: dict[str, Any]) -> None:
         ("train.kl_anneal_steps", t["kl_anneal_steps"]),
         ("train.autovc_code_weight", t["autovc_code_weight"]),
         ("adversary.weight", a["weight"]),
+        ("train.speaker_noise", t["speaker_noise"]),
     ):
         if value < 0:
             raise ValueError(f"{key} must be >= 0, got {value}")
@@ -175,12 +176,21 @@ def load_split(
 
 
 class TrainStep(nn.Module):
-    """Model + optional adversary as one module, so DDP sees every trained parameter."""
+    """Model + optional adversary as one module, so DDP sees every trained parameter.
 
-    def __init__(self, model: nn.Module, adversary: nn.Module | None) -> None:
+    ``speaker_noise`` > 0 adds Gaussian noise to the speaker embeddings in training, scaled per
+    dimension by the batch's standard deviation (detached, so the encoder cannot shrink it
+    away): the decoder must render nearby embeddings alike, which keeps the speaker space smooth
+    between the training voices.
+    """
+
+    def __init__(
+        self, model: nn.Module, adversary: nn.Module | None, *, speaker_noise: float = 0.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.adversary = adversary
+        self.speaker_noise = speaker_noise
 
     def forward(
         self, x: Tensor, lengths: Tensor, ref: Tensor, ref_lengths: Tensor
@@ -188,6 +198,9 @@ class TrainStep(nn.Module):
         """Content from ``x``, speaker from ``ref``; the output has ``x``'s length."""
         content = self.model.encode_content(x, lengths)
         speaker = self.model.encode_speaker(ref, ref_lengths)
+        if self.training and self.speaker_noise > 0 and speaker.shape[0] > 1:
+            scale = speaker.detach().std(dim=0, keepdim=True)
+            speaker = speaker + self.speaker_noise * scale * torch.randn_like(speaker)
         recon = self.model.decode(content.z, speaker, length=x.shape[-1])
         return recon, content, speaker
 
@@ -331,7 +344,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             hidden=cfg["adversary"]["hidden"],
         )
     augment = WarpAugment(cfg["augment"], features, norm, cfg["seed"])
-    step_module = TrainStep(model, adversary).to(ctx.device)
+    step_module = TrainStep(model, adversary, speaker_noise=t["speaker_noise"]).to(ctx.device)
     optimizer = torch.optim.AdamW(
         step_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"]
     )

@@ -5,9 +5,10 @@
 
 :class:`VoiceConverter` wraps a voice-conversion model (``seqae.audio.models``): it turns a
 waveform into the model's normalised log-mel, computes the target speaker's embedding once from
-one or more reference utterances (the mean of the per-reference embeddings), converts the source
-and vocodes the result (Griffin-Lim unless another :class:`~seqae.audio.vocoder.Vocoder` is
-given).
+one or more reference utterances (the mean of the per-reference embeddings), converts the source,
+gives the output the references' per-bin log-mel statistics (:mod:`seqae.audio.matching`;
+``match_stats``) and vocodes the result (Griffin-Lim unless another
+:class:`~seqae.audio.vocoder.Vocoder` is given).
 
 Long inputs are converted in chunks (:func:`chunk_spans`: equal lengths of at most
 ``chunk_seconds``, neighbours overlapping by about ``overlap_seconds``) so memory stays bounded

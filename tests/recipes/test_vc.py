@@ -165,6 +165,7 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("augment.speaker_warp=[0.9]", "augment.speaker_warp must be null or"),
         ("augment.speaker_warp_prob=1.5", "augment.speaker_warp_prob must be in"),
         ("eval.match_stats=median", "eval.match_stats must be one of"),
+        ("train.speaker_noise=-0.1", "train.speaker_noise must be >= 0"),
     ],
 )
 def test_bad_settings_are_refused_before_training(
@@ -215,3 +216,31 @@ def test_evaluation_can_restrict_the_sources(tiny_run: tuple[Path, dict], corpus
             unseen_targets=[],
             source_kinds=["opera"],
         )
+
+
+def test_speaker_noise_perturbs_training_embeddings_only() -> None:
+    from seqae.cli import find_recipe, load_recipe
+    from tests.audio.test_convert import tiny_adain
+
+    vc = load_recipe(find_recipe("vc"))
+    model = tiny_adain()
+    g = torch.Generator().manual_seed(0)
+    x, ref = torch.randn(16, 80, 32, generator=g), torch.randn(16, 80, 40, generator=g)
+    lengths, ref_lengths = torch.full((16,), 32), torch.full((16,), 40)
+    clean = vc.TrainStep(model, None).train()
+    noisy = vc.TrainStep(model, None, speaker_noise=0.5).train()
+    model.bottleneck.eval()  # the content code's own sampling off: only the speaker noise differs
+    _, _, s_clean = clean(x, lengths, ref, ref_lengths)
+    torch.manual_seed(1)
+    recon, _, s_noisy = noisy(x, lengths, ref, ref_lengths)
+    # noise of 0.5 batch standard deviations per dimension
+    ratio = ((s_noisy - s_clean).std(dim=0) / s_clean.std(dim=0)).mean()
+    assert 0.35 < ratio < 0.65, ratio
+    # the decoder saw the noisy embedding, and gradients still reach the speaker encoder
+    content = model.encode_content(x, lengths).z
+    torch.testing.assert_close(recon, model.decode(content, s_noisy, length=32))
+    recon.abs().mean().backward()
+    assert model.speaker_encoder.head[-1].weight.grad.abs().sum() > 0
+    # evaluation mode: no noise
+    _, _, s_eval = noisy.eval()(x, lengths, ref, ref_lengths)
+    torch.testing.assert_close(s_eval, model.encode_speaker(ref, ref_lengths))
