@@ -356,15 +356,16 @@ class VoiceConverter:
             raise ValueError(f"{what}: has no frames")
         return mel.to(self.device, torch.float32)
 
+    def _check_references(self, reference_mels: Sequence[Tensor]) -> list[Tensor]:
+        """The references as checked ``(n_mels, frames)`` log-mels on ``device``."""
+        if isinstance(reference_mels, Tensor) or len(reference_mels) == 0:
+            raise ValueError("reference_mels must be a non-empty list of (n_mels, frames) tensors")
+        return [self._check_mel(m, f"reference {i + 1}") for i, m in enumerate(reference_mels)]
+
     @torch.inference_mode()
     def speaker_embedding(self, reference_mels: Sequence[Tensor]) -> Tensor:
         """Target speaker embedding ``(1, S)``: the mean of the references' embeddings."""
-        if isinstance(reference_mels, Tensor) or len(reference_mels) == 0:
-            raise ValueError("reference_mels must be a non-empty list of (n_mels, frames) tensors")
-        embs = [
-            self.model.encode_speaker(self._check_mel(m, f"reference {i + 1}")[None])
-            for i, m in enumerate(reference_mels)
-        ]
+        embs = [self.model.encode_speaker(m[None]) for m in self._check_references(reference_mels)]
         return torch.cat(embs, dim=0).mean(dim=0, keepdim=True)
 
     @torch.inference_mode()
@@ -439,14 +440,8 @@ class VoiceConverter:
     @torch.inference_mode()
     def reference_statistics(self, reference_mels: Sequence[Tensor]) -> MelStatistics:
         """Per-bin log-mel statistics of the references' speech frames (pooled), unnormalised."""
-        if isinstance(reference_mels, Tensor) or len(reference_mels) == 0:
-            raise ValueError("reference_mels must be a non-empty list of (n_mels, frames) tensors")
-        return mel_statistics(
-            [
-                self.model.normalizer.inverse(self._check_mel(m, f"reference {i + 1}"))
-                for i, m in enumerate(reference_mels)
-            ]
-        )
+        inverse = self.model.normalizer.inverse
+        return mel_statistics([inverse(m) for m in self._check_references(reference_mels)])
 
     def _match(self, mel: Tensor, statistics: MelStatistics | None) -> Tensor:
         """Normalised log-mel matched to ``statistics`` (as ``match_stats`` says)."""
