@@ -37,7 +37,16 @@ from seqae.audio.dataset import SpeechCorpus, SpeechDataError, Utterance, load_f
 from seqae.audio.features import log_mel
 from seqae.audio.io import load_audio, save_audio
 
-__all__ = ["evaluate_conversion", "format_table", "speaker_probe_features", "add_parser"]
+__all__ = [
+    "evaluate_conversion",
+    "format_table",
+    "speaker_probe_features",
+    "load_eval_pairs",
+    "compare_evaluations",
+    "format_comparison",
+    "add_parser",
+    "add_compare_parser",
+]
 
 SYSTEMS = ("converted", "ceiling", "floor")
 
@@ -180,6 +189,7 @@ def evaluate_conversion(
         SpeakerEmbedder,
         Transcriber,
         corpus_wer,
+        corpus_wer_bootstrap,
         mel_cepstral_distortion,
         speaker_probe,
     )
@@ -301,6 +311,12 @@ def evaluate_conversion(
     def wer_of(sel: list[dict[str, Any]]) -> float:
         return float(corpus_wer([r["reference_text"] for r in sel], [r["hypothesis"] for r in sel]))
 
+    def wer_with_interval(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        iv = corpus_wer_bootstrap(
+            [r["reference_text"] for r in sel], [r["hypothesis"] for r in sel], seed=seed
+        )
+        return {"wer": iv.wer, "wer_se": iv.se, "wer_low": iv.low, "wer_high": iv.high}
+
     for group in groups:
         for system in SYSTEMS:
             sel = [r for r in rows if r["group"] == group and r["system"] == system]
@@ -311,7 +327,7 @@ def evaluate_conversion(
                 "sim_target": float(np.mean([r["sim_target"] for r in sel])),
                 "sim_source": float(np.mean([r["sim_source"] for r in sel])),
                 "closer": float(np.mean([r["closer"] for r in sel])),
-                "wer": wer_of(sel),
+                **wer_with_interval(sel),
                 "mcd": float(np.mean([r["mcd"] for r in sel])),
             }
         conv = [r for r in rows if r["group"] == group and r["system"] == "converted"]
@@ -349,6 +365,11 @@ def evaluate_conversion(
     return {"summary": summary, "pairs": rows, "example": example}
 
 
+def _wer_cell(r: Mapping[str, Any]) -> str:
+    # summaries written before the bootstrap was added have no s.e.
+    return f"{r['wer']:.3f}" + (f" ± {r['wer_se']:.3f}" if "wer_se" in r else "")
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a Markdown table (and the probe line)."""
     lines = [
@@ -362,7 +383,8 @@ def format_table(summary: dict[str, Any]) -> str:
             else ""
         ),
         "",
-        "| targets | system | n | sim to target | sim to source | closer to target | WER | MCD (dB) |",
+        "| targets | system | n | sim to target | sim to source | closer to target | WER ± s.e. "
+        "| MCD (dB) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for group in ("seen", "unseen"):
@@ -372,7 +394,7 @@ def format_table(summary: dict[str, Any]) -> str:
                 continue
             lines.append(
                 f"| {group} | {system} | {r['n']} | {r['sim_target']:.3f} | {r['sim_source']:.3f} "
-                f"| {r['closer']:.2f} | {r['wer']:.3f} | {r['mcd']:.2f} |"
+                f"| {r['closer']:.2f} | {_wer_cell(r)} | {r['mcd']:.2f} |"
             )
     for group in ("seen", "unseen"):
         per = summary.get(group, {}).get("per_target")
@@ -396,6 +418,187 @@ def format_table(summary: dict[str, Any]) -> str:
             f"content codes {c['accuracy']:.3f}, speaker embeddings {s['accuracy']:.3f}"
         )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing two evaluations pair for pair (``seqae vc-compare``)
+# --------------------------------------------------------------------------------------------
+
+_PAIR_FIELDS = ("group", "system", "target", "source", "sentence", "references")
+
+
+def load_eval_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """The per-pair rows of an evaluation: ``vc-eval``'s eval.json, the recipe's eval_pairs.json,
+    or a folder holding either.
+
+    Raises:
+        SpeechDataError: The file is missing, not JSON, or holds no evaluation rows.
+    """
+    import json
+
+    path = Path(path)
+    if path.is_dir():
+        found = [path / n for n in ("eval.json", "eval_pairs.json") if (path / n).is_file()]
+        if not found:
+            raise SpeechDataError(
+                f"{path}: no eval.json (seqae vc-eval --out) or eval_pairs.json (seqae run vc) in "
+                "this folder"
+            )
+        path = found[0]
+    if not path.is_file():
+        raise SpeechDataError(f"{path}: no such evaluation file")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpeechDataError(f"{path}: not a JSON evaluation file ({e})") from e
+    rows = data.get("pairs") if isinstance(data, dict) else data
+    need = {*_PAIR_FIELDS, "sim_target", "closer", "reference_text", "hypothesis"}
+    if (
+        not isinstance(rows, list)
+        or not rows
+        or not all(isinstance(r, dict) and need <= r.keys() for r in rows)
+    ):
+        raise SpeechDataError(
+            f"{path}: expected a list of evaluation rows with fields {sorted(need)} (the 'pairs' "
+            "of seqae vc-eval's eval.json, or the recipe's eval_pairs.json)"
+        )
+    return rows
+
+
+def _keyed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+    # the same pair can be drawn twice; its k-th draw matches the other run's k-th draw
+    seen: dict[tuple[Any, ...], int] = {}
+    out = {}
+    for r in rows:
+        key = tuple(tuple(r[f]) if isinstance(r[f], list) else r[f] for f in _PAIR_FIELDS)
+        k = seen[key] = seen.get(key, -1) + 1
+        out[(*key, k)] = r
+    return out
+
+
+def compare_evaluations(
+    rows_a: Sequence[Mapping[str, Any]],
+    rows_b: Sequence[Mapping[str, Any]],
+    *,
+    system: str = "converted",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Compare two evaluations on the conversion pairs they share (B against A).
+
+    Two models evaluated with the same corpus, targets, pair count and seed are scored on the
+    same pairs, so their difference can be read pair for pair: WER with a paired bootstrap
+    (:func:`seqae.metrics.speech.paired_wer_difference`), similarity to the target and the
+    share closer to it as means of per-pair differences with their standard errors. This
+    resolves differences that two separate tables cannot: on 120 pairs each WER is uncertain by
+    about 0.02, the paired difference by about half that.
+
+    Returns:
+        ``{group: {"n", "wer_a", "wer_b", "wer_diff", "wer_diff_se", "wer_diff_low",
+        "wer_diff_high", "sim_target_a", "sim_target_b", "sim_target_diff",
+        "sim_target_diff_se", "closer_a", "closer_b", "closer_diff", "closer_diff_se"}}`` for
+        each group with shared pairs, plus ``"unmatched": [pairs only in A, pairs only in B]``.
+
+    Raises:
+        ValueError: The two evaluations share no pair of this system (other corpus, targets,
+            pair count or seed).
+    """
+    from seqae.metrics.speech import corpus_wer, paired_wer_difference
+
+    a = {k: r for k, r in _keyed(rows_a).items() if r["system"] == system}
+    b = {k: r for k, r in _keyed(rows_b).items() if r["system"] == system}
+    shared = [k for k in a if k in b]
+    if not shared:
+        raise ValueError(
+            f"the two evaluations share no {system!r} pair; compare runs evaluated with the "
+            "same corpus, targets, --pairs, --references and --seed"
+        )
+    out: dict[str, Any] = {"unmatched": [len(a) - len(shared), len(b) - len(shared)]}
+    for group in sorted({k[0] for k in shared}):
+        keys = [k for k in shared if k[0] == group]
+        ra, rb = [a[k] for k in keys], [b[k] for k in keys]
+        refs = [r["reference_text"] for r in ra]
+        hyp_a, hyp_b = [r["hypothesis"] for r in ra], [r["hypothesis"] for r in rb]
+        diff = paired_wer_difference(refs, hyp_a, hyp_b, n_boot=n_boot, seed=seed)
+        res: dict[str, Any] = {
+            "n": len(keys),
+            "wer_a": corpus_wer(refs, hyp_a),
+            "wer_b": corpus_wer(refs, hyp_b),
+            "wer_diff": diff.wer,
+            "wer_diff_se": diff.se,
+            "wer_diff_low": diff.low,
+            "wer_diff_high": diff.high,
+        }
+        for field in ("sim_target", "closer"):
+            xa = np.array([float(r[field]) for r in ra])
+            xb = np.array([float(r[field]) for r in rb])
+            d = xb - xa
+            res[f"{field}_a"], res[f"{field}_b"] = float(xa.mean()), float(xb.mean())
+            res[f"{field}_diff"] = float(d.mean())
+            res[f"{field}_diff_se"] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+        out[group] = res
+    return out
+
+
+def format_comparison(result: Mapping[str, Any], name_a: str = "A", name_b: str = "B") -> str:
+    """A :func:`compare_evaluations` result as a Markdown table."""
+    lines = [
+        f"B - A on shared conversion pairs (A: {name_a}; B: {name_b}); differences ± s.e.; "
+        "WER by paired bootstrap with its 95% interval",
+        "",
+        "| targets | n | WER A | WER B | WER B - A | sim A | sim B | sim B - A "
+        "| closer A | closer B | closer B - A |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for group, r in result.items():
+        if group == "unmatched":
+            continue
+        lo, hi = r["wer_diff_low"], r["wer_diff_high"]
+        lines.append(
+            f"| {group} | {r['n']} | {r['wer_a']:.3f} | {r['wer_b']:.3f} "
+            f"| {r['wer_diff']:+.3f} ± {r['wer_diff_se']:.3f} [{lo:+.3f}, {hi:+.3f}] "
+            f"| {r['sim_target_a']:.3f} | {r['sim_target_b']:.3f} "
+            f"| {r['sim_target_diff']:+.3f} ± {r['sim_target_diff_se']:.3f} "
+            f"| {r['closer_a']:.2f} | {r['closer_b']:.2f} "
+            f"| {r['closer_diff']:+.2f} ± {r['closer_diff_se']:.2f} |"
+        )
+    only_a, only_b = result["unmatched"]
+    if only_a or only_b:
+        lines.append(f"\nNot compared: {only_a} pairs only in A, {only_b} only in B.")
+    return "\n".join(lines)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from seqae.training import atomic_write_json
+
+    try:
+        rows_a, rows_b = load_eval_pairs(args.a), load_eval_pairs(args.b)
+        result = compare_evaluations(
+            rows_a, rows_b, system=args.system, n_boot=args.n_boot, seed=args.seed
+        )
+    except (SpeechDataError, ValueError) as e:
+        print(f"error: {e}")
+        return 2
+    print(format_comparison(result, str(args.a), str(args.b)))
+    if args.out:
+        atomic_write_json(Path(args.out), {"a": str(args.a), "b": str(args.b), **result})
+    return 0
+
+
+def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``seqae vc-compare`` (the registry's ``cli`` component)."""
+    p = subparsers.add_parser(
+        "vc-compare",
+        help="compare two voice-conversion evaluations pair for pair (paired bootstrap WER)",
+    )
+    p.add_argument("a", help="baseline: eval.json, eval_pairs.json or a folder holding one")
+    p.add_argument("b", help="candidate, evaluated on the same pairs (same --pairs and --seed)")
+    p.add_argument("--system", default="converted", choices=SYSTEMS)
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--out", default=None, help="also write the comparison here as JSON")
+    p.set_defaults(func=_cmd_compare)
+    return p
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 Adds the voice-conversion models (``model``: ``adain_vc``, ``vq_vc``, ``autovc``), the speech
 corpus dataset (``dataset``: ``speech``) and the commands ``seqae data speech``,
-``seqae convert`` and ``seqae vc-eval`` (``cli``).
+``seqae convert``, ``seqae vc-eval`` and ``seqae vc-compare`` (``cli``).
 """
 
 from __future__ import annotations
@@ -20,3 +20,4 @@ def register(registry: Any) -> None:
     registry.register("cli", "data", corpus.add_parser)
     registry.register("cli", "convert", convert.add_parser)
     registry.register("cli", "vc-eval", evaluate.add_parser)
+    registry.register("cli", "vc-compare", evaluate.add_compare_parser)

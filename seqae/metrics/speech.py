@@ -46,6 +46,9 @@ __all__ = [
     "word_errors",
     "word_error_rate",
     "corpus_wer",
+    "WERInterval",
+    "corpus_wer_bootstrap",
+    "paired_wer_difference",
     "Transcriber",
     "SpeakerEmbedder",
     "cosine",
@@ -224,6 +227,25 @@ def word_error_rate(reference: str, hypothesis: str, *, normalize: bool = True) 
     return e.errors / e.n_ref_words
 
 
+def _edit_counts(
+    references: Sequence[str], hypotheses: Sequence[str], *, normalize: bool, who: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pair edit counts and reference word counts, after checking the two lists match."""
+    if isinstance(references, str) or isinstance(hypotheses, str):
+        raise TypeError(f"{who}: pass sequences of strings, not a single string")
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{who}: {len(references)} references but {len(hypotheses)} hypotheses")
+    if len(references) == 0:
+        raise ValueError(f"{who}: no sentence pairs")
+    counts = [
+        word_errors(r, h, normalize=normalize) for r, h in zip(references, hypotheses, strict=True)
+    ]
+    words = np.array([c.n_ref_words for c in counts], dtype=np.float64)
+    if words.sum() == 0:
+        raise ValueError(f"{who}: the references contain no words; WER is undefined")
+    return np.array([c.errors for c in counts], dtype=np.float64), words
+
+
 def corpus_wer(
     references: Sequence[str], hypotheses: Sequence[str], *, normalize: bool = True
 ) -> float:
@@ -240,22 +262,93 @@ def corpus_wer(
     Raises:
         ValueError: Different lengths, no pairs, or no reference words at all.
     """
-    if isinstance(references, str) or isinstance(hypotheses, str):
-        raise TypeError("corpus_wer: pass sequences of strings, not a single string")
-    if len(references) != len(hypotheses):
+    errors, words = _edit_counts(references, hypotheses, normalize=normalize, who="corpus_wer")
+    return float(errors.sum() / words.sum())
+
+
+class WERInterval(NamedTuple):
+    """A corpus-level WER (or a difference of two) with its bootstrap uncertainty."""
+
+    wer: float
+    #: Standard deviation of the statistic over bootstrap resamples of the sentence pairs.
+    se: float
+    #: Percentile interval at the requested level.
+    low: float
+    high: float
+
+
+def _bootstrap(
+    errors: np.ndarray, words: np.ndarray, *, n_boot: int, level: float, seed: int, who: str
+) -> WERInterval:
+    """Resample sentence pairs with replacement; the statistic is ``sum(errors) / sum(words)``.
+
+    With a system's edit counts it is the corpus WER; with the per-pair difference of two
+    systems' counts on the same pairs it is the paired difference of their WERs: each resample
+    draws the same sentences for both, so what the sentences share (length, difficulty)
+    cancels out.
+    """
+    if n_boot < 1:
+        raise ValueError(f"{who}: n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"{who}: level must lie in (0, 1), got {level}")
+    n = len(words)
+    # row b counts how often each pair is drawn in resample b
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
+    w = counts @ words
+    keep = w > 0  # a resample of only empty references has no WER
+    stats = (counts[keep] @ errors) / w[keep]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(stats, [tail, 1.0 - tail])
+    return WERInterval(
+        float(errors.sum() / words.sum()), float(stats.std()), float(low), float(high)
+    )
+
+
+def corpus_wer_bootstrap(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    normalize: bool = True,
+) -> WERInterval:
+    """:func:`corpus_wer` with a bootstrap standard error and percentile interval.
+
+    The sentence pairs are resampled with replacement ``n_boot`` times (seeded, so the result is
+    reproducible). A WER on 100-odd sentences is uncertain by a few hundredths; read a
+    difference between two systems with :func:`paired_wer_difference`, not from two intervals.
+    """
+    who = "corpus_wer_bootstrap"
+    errors, words = _edit_counts(references, hypotheses, normalize=normalize, who=who)
+    return _bootstrap(errors, words, n_boot=n_boot, level=level, seed=seed, who=who)
+
+
+def paired_wer_difference(
+    references: Sequence[str],
+    hypotheses_a: Sequence[str],
+    hypotheses_b: Sequence[str],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    normalize: bool = True,
+) -> WERInterval:
+    """WER(B) - WER(A) on the same sentences, with a paired bootstrap (Bisani & Ney, 2004).
+
+    Negative means B makes fewer errors. Because both systems are resampled on the same
+    sentences, the interval is much narrower than the two WERs' own intervals suggest when
+    the systems err on the same sentences, which they usually do.
+    """
+    who = "paired_wer_difference"
+    if len(hypotheses_a) != len(hypotheses_b):
         raise ValueError(
-            f"corpus_wer: {len(references)} references but {len(hypotheses)} hypotheses"
+            f"{who}: {len(hypotheses_a)} hypotheses from A but {len(hypotheses_b)} from B; "
+            "a paired comparison needs one of each per reference"
         )
-    if len(references) == 0:
-        raise ValueError("corpus_wer: no sentence pairs")
-    errors = words = 0
-    for ref, hyp in zip(references, hypotheses, strict=True):
-        e = word_errors(ref, hyp, normalize=normalize)
-        errors += e.errors
-        words += e.n_ref_words
-    if words == 0:
-        raise ValueError("corpus_wer: the references contain no words; WER is undefined")
-    return errors / words
+    errors_a, words = _edit_counts(references, hypotheses_a, normalize=normalize, who=who)
+    errors_b, _ = _edit_counts(references, hypotheses_b, normalize=normalize, who=who)
+    return _bootstrap(errors_b - errors_a, words, n_boot=n_boot, level=level, seed=seed, who=who)
 
 
 # --------------------------------------------------------------------------------------------

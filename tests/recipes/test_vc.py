@@ -72,6 +72,7 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
             assert row["n"] == 4
             assert -1 <= row["sim_target"] <= 1 and 0 <= row["closer"] <= 1
             assert row["wer"] >= 0 and row["mcd"] >= 0
+            assert row["wer_se"] >= 0 and row["wer_low"] <= row["wer"] <= row["wer_high"]
         # the unconverted source is itself: similarity 1 to the source, never closer to target
         assert ev[group]["floor"]["sim_source"] == pytest.approx(1.0, abs=1e-5)
         assert ev[group]["floor"]["closer"] == 0.0
