@@ -292,11 +292,17 @@ def _bootstrap(
     if not 0.0 < level < 1.0:
         raise ValueError(f"{who}: level must lie in (0, 1), got {level}")
     n = len(words)
-    # row b counts how often each pair is drawn in resample b
-    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_boot)
-    w = counts @ words
-    keep = w > 0  # a resample of only empty references has no WER
-    stats = (counts[keep] @ errors) / w[keep]
+    rng = np.random.default_rng(seed)
+    parts = []
+    # blocks of resamples keep the count matrix near 16 MB however many pairs there are
+    block = max(1, 2_000_000 // n)
+    for start in range(0, n_boot, block):
+        # row b counts how often each pair is drawn in resample b
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(block, n_boot - start))
+        w = counts @ words
+        keep = w > 0  # a resample of only empty references has no WER
+        parts.append((counts[keep] @ errors) / w[keep])
+    stats = np.concatenate(parts)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(stats, [tail, 1.0 - tail])
     return WERInterval(
