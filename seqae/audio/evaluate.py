@@ -25,7 +25,9 @@ And a disentanglement probe: a speaker classifier trained on content codes poole
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -434,8 +436,6 @@ def load_eval_pairs(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         SpeechDataError: The file is missing, not JSON, or holds no evaluation rows.
     """
-    import json
-
     path = Path(path)
     if path.is_dir():
         found = [path / n for n in ("eval.json", "eval_pairs.json") if (path / n).is_file()]
@@ -577,7 +577,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             rows_a, rows_b, system=args.system, n_boot=args.n_boot, seed=args.seed
         )
     except (SpeechDataError, ValueError) as e:
-        print(f"error: {e}")
+        print(f"seqae vc-compare: {e}", file=sys.stderr)
         return 2
     print(format_comparison(result, str(args.a), str(args.b)))
     if args.out:

@@ -138,7 +138,8 @@ def test_vc_compare_command(tmp_path, two_runs, capsys) -> None:
     saved = json.loads(out.read_text())
     assert saved["seen"]["wer_diff"] == pytest.approx(compare_evaluations(a, b)["seen"]["wer_diff"])
     assert main(["vc-compare", str(tmp_path / "a.json"), str(tmp_path / "nope.json")]) == 2
-    assert "no such evaluation file" in capsys.readouterr().out
+    assert "seqae vc-compare: " in (err := capsys.readouterr().err)
+    assert "nope.json: no such evaluation file" in err
 
 
 def test_format_table_shows_the_wer_standard_error() -> None:
