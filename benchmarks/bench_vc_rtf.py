@@ -5,6 +5,7 @@ Run by hand (never by the tests):
     python benchmarks/bench_vc_rtf.py --model runs/vc/model     # a trained model, 2 CPU threads
     python benchmarks/bench_vc_rtf.py                           # random default-size AdaINVC
     python benchmarks/bench_vc_rtf.py --device cuda             # when a GPU is present
+    python benchmarks/bench_vc_rtf.py --model runs/vc/model --vocoder runs/vocoder/model
 
 Each of ``--utterances`` utterances (``--min-seconds``..``--max-seconds`` long, synthesized with
 espeak-ng from the package's sentence list, several voices; a harmonic test signal when espeak-ng
@@ -17,6 +18,9 @@ Real-time factor (RTF) = processing seconds / seconds of audio; the target is RT
 2 CPU cores. The peer, measured in the same run on the same utterances, is the vocoder-only
 floor: the source's own log-mel resynthesised by the same Griffin-Lim (``RTF_vocoder``); the
 printed ratio ``RTF_total / RTF_vocoder`` is what the features and the model add on top of it.
+With ``--vocoder`` (a trained :class:`~seqae.audio.ISTFTVocoder`) that vocoder replaces
+Griffin-Lim, and Griffin-Lim on the same log-mels is timed too, as a second peer
+(``RATIO trained/Griffin-Lim``).
 Each stage is timed ``--repeats`` times per utterance (median), after one untimed warm-up.
 """
 
@@ -36,6 +40,7 @@ from torch import Tensor
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.features import FeatureConfig, log_mel
 from seqae.audio.io import load_audio
+from seqae.audio.neural_vocoder import make_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder
 
 ESPEAK_VOICES = ["en+m3", "en+f2", "en-us+m1", "en+f4", "en-gb+m5", "en-us+f3"]
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-seconds", type=float, default=10.0)
     p.add_argument("--references", type=int, default=1, help="reference utterances per target")
     p.add_argument("--griffin-lim-iters", type=int, default=32)
+    p.add_argument("--vocoder", default=None, help="trained vocoder folder (default Griffin-Lim)")
     p.add_argument("--chunk-seconds", type=float, default=8.0)
     p.add_argument("--overlap-seconds", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=3, help="timings per utterance (median)")
@@ -144,7 +150,10 @@ def main(argv: list[str] | None = None) -> None:
     model, what = build_model(args, wavs)
     rate = model.feature_config.sample_rate
     params = sum(p.numel() for p in model.parameters())
-    vocoder = GriffinLimVocoder(model.feature_config, n_iter=args.griffin_lim_iters)
+    griffin_lim = GriffinLimVocoder(model.feature_config, n_iter=args.griffin_lim_iters)
+    vocoder = make_vocoder(args.vocoder, model.feature_config, map_location=device)
+    if args.vocoder is None:
+        vocoder = griffin_lim
     vc = VoiceConverter(
         model,
         vocoder=vocoder,
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     stages = ["features", "speaker", "model", "vocoder"]
-    totals = dict.fromkeys([*stages, "peer"], 0.0)
+    totals = dict.fromkeys([*stages, "peer", "griffin_lim"], 0.0)
     audio_seconds = 0.0
     print(f"\n{'utt':>3} {'seconds':>7}  " + "  ".join(f"{s:>8}" for s in stages) + "   RTF")
     for i, src in enumerate(sources):
@@ -177,9 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         with torch.inference_mode():
             own_mel = vc.extractor(src.to(device))  # the source's own log-mel, not timed
 
-        def vocode_own(m: Tensor = own_mel) -> Tensor:  # the peer: vocoder-only resynthesis
+        def vocode_own(m: Tensor = own_mel, v=vocoder) -> Tensor:  # the peer: vocoder only
             with torch.inference_mode():
-                return vocoder(m)
+                return v(m)
 
         if i == 0:  # warm-up: allocator, kernels, transform caches
             (mel, ref_mels) = features()
@@ -198,6 +207,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         _, t_voc = timed(lambda o=out: vc.vocode(o), device, args.repeats)
         _, t_peer = timed(vocode_own, device, args.repeats)
+        if args.vocoder is not None:
+            if i == 0:
+                vocode_own(v=griffin_lim)  # warm-up
+            _, t_gl = timed(lambda m=own_mel: vocode_own(m, griffin_lim), device, args.repeats)
+            totals["griffin_lim"] += t_gl
         dur = src.numel() / rate
         audio_seconds += dur
         row = dict(zip(stages, (t_feat, t_spk, t_model, t_voc), strict=True))
@@ -218,10 +232,14 @@ def main(argv: list[str] | None = None) -> None:
     verdict = "PASS" if rtf_total <= args.target_rtf else "MISS"
     print(f"RTF total: {rtf_total:.3f}  (target <= {args.target_rtf})  {verdict}")
     print(
-        f"peer (vocoder-only floor: log-mel -> Griffin-Lim of the source): RTF_vocoder "
+        f"peer (vocoder-only floor: the source's log-mel -> the same vocoder): RTF_vocoder "
         f"{rtf_voc:.4f}"
     )
     print(f"RATIO RTF_total/RTF_vocoder: {rtf_total / rtf_voc:.2f}")
+    if args.vocoder is not None:
+        rtf_gl = totals["griffin_lim"] / audio_seconds
+        print(f"second peer: Griffin-Lim on the same log-mels, RTF {rtf_gl:.4f}")
+        print(f"RATIO trained/Griffin-Lim vocoder: {rtf_voc / rtf_gl:.2f}")
 
 
 if __name__ == "__main__":

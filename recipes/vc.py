@@ -31,7 +31,8 @@ Stages:
    seen (``eval.seen_targets``) and unseen (``eval.unseen_targets``) voices, scored with
    resemblyzer speaker similarity, pocketsphinx WER and MCD-DTW, beside Griffin-Lim resynthesis
    of the target (ceiling) and the unconverted source (floor); and a speaker probe on content
-   codes and speaker embeddings.
+   codes and speaker embeddings. ``eval.vocoder`` names a vocoder trained with
+   ``seqae run vocoder`` to use instead of Griffin-Lim.
 
 Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``seqae convert --model``), tb/,
 figures/ (mels of source, reference and conversion; 2-D projections of speaker embeddings and
@@ -41,7 +42,6 @@ and metrics.json.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,12 @@ from torch import Tensor, nn  # noqa: E402
 
 from seqae.audio import models  # noqa: E402
 from seqae.audio.augment import check_warp_bounds, sample_warp_factors, warp_mels  # noqa: E402
-from seqae.audio.corpus import PRESETS, build_speech_corpus  # noqa: E402
+from seqae.audio.corpus import PRESETS, open_or_build_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
 from seqae.audio.matching import MATCH_MODES  # noqa: E402
 from seqae.config import save_config  # noqa: E402
+from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
     CheckpointManager,
     MetricLogger,
@@ -139,12 +140,13 @@ def validate(cfg: dict[str, Any]) -> None:
 def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
     """Open the corpus at ``data.corpus``, synthesizing the embedded one there when missing."""
     root = Path(data_cfg["corpus"])
-    if not (root / "corpus.json").is_file() and not (root / "wav").is_dir():
-        if not is_main:
-            raise RuntimeError(f"{root}: build the corpus first (seqae data speech --out {root})")
-        print(f"{RECIPE}: no corpus at {root}; synthesizing preset {data_cfg['build_preset']!r}")
-        build_speech_corpus(root, preset=data_cfg["build_preset"], workers=data_cfg["workers"])
-    corpus = SpeechCorpus(root)
+    corpus = open_or_build_corpus(
+        root,
+        preset=data_cfg["build_preset"],
+        workers=data_cfg["workers"],
+        build=is_main,
+        who=RECIPE,
+    )
     train = corpus.speakers_with_role("train")
     if data_cfg["sources"]:
         # keep the evaluation voices (seen targets included) whatever their source
@@ -273,18 +275,6 @@ def bottleneck_term(
     return loss, 1.0
 
 
-def lr_lambda(t_cfg: dict[str, Any]):
-    warm, total, floor = t_cfg["warmup_steps"], t_cfg["steps"], t_cfg["lr_min_ratio"]
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        p = min(1.0, (step - warm) / max(1, total - warm))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
-
-    return f
-
-
 @torch.no_grad()
 def validation_loss(model: nn.Module, batcher: SegmentBatcher, *, n: int, device) -> float:
     """Reconstruction L1 on fixed crops of held-out sentences (the same crops every time)."""
@@ -348,7 +338,12 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     optimizer = torch.optim.AdamW(
         step_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"]
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t))
+    lr_factor = WarmupCosineSchedule(
+        warmup=t["warmup_steps"], steps=t["steps"], floor=t["lr_min_ratio"]
+    )
+    # through a plain function, so LambdaLR keeps the schedule out of checkpoints: on resume the
+    # config's train.steps decides, as it does for the loop
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step))
     ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
     logger = MetricLogger(run_dir)
 
@@ -511,10 +506,13 @@ def mel_figure(example: dict[str, Any], path: Path) -> None:
 def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     from seqae.audio.convert import VoiceConverter
     from seqae.audio.evaluate import evaluate_conversion, format_table
+    from seqae.audio.neural_vocoder import load_vocoder
 
     e = cfg["eval"]
     corpus = prepare_corpus(cfg["data"], is_main=True)
     converter = VoiceConverter.from_pretrained(run_dir / "model", match_stats=e["match_stats"])
+    if e["vocoder"]:
+        converter.set_vocoder(load_vocoder(e["vocoder"]))
     model = converter.model
     embedding_figure(model, corpus, cfg, run_dir / "figures" / "embeddings.png")
     metrics: dict[str, Any] = {"train": summary}

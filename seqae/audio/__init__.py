@@ -4,6 +4,8 @@
 - :mod:`~seqae.audio.features`: 16 kHz, 80-bin log-mels and their normalisation statistics.
 - :mod:`~seqae.audio.augment`: frequency warps of log-mels (content perturbation, pseudo-speakers).
 - :mod:`~seqae.audio.vocoder`: the vocoder interface and the Griffin-Lim default.
+- :mod:`~seqae.audio.neural_vocoder`: a trained vocoder (ConvNeXt -> inverse STFT, after Vocos)
+  and its losses (``seqae run vocoder``).
 - :mod:`~seqae.audio.dataset`: VCTK-layout corpora, a log-mel cache, training crops.
 - :mod:`~seqae.audio.corpus`: the embedded multi-speaker corpus, synthesized offline
   (``seqae data speech``).
@@ -22,6 +24,7 @@ from seqae.audio.dataset import (
     SpeechCorpus,
     SpeechDataError,
     Utterance,
+    WaveformBatcher,
     load_features,
     scan_speakers,
 )
@@ -45,6 +48,7 @@ from seqae.audio.models import (
     VCOutput,
     load_vc_model,
 )
+from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss, load_vocoder, make_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
@@ -65,6 +69,7 @@ __all__ = [
     "FeatureMismatchError",
     "FeatureNormalizer",
     "GriffinLimVocoder",
+    "ISTFTVocoder",
     "MelExtractor",
     "MelStatistics",
     "SegmentBatcher",
@@ -72,10 +77,14 @@ __all__ = [
     "SpeechDataError",
     "Utterance",
     "Vocoder",
+    "VocoderLoss",
+    "WaveformBatcher",
     "check_same_features",
     "load_audio",
     "load_features",
+    "load_vocoder",
     "log_mel",
+    "make_vocoder",
     "match_statistics",
     "mel_statistics",
     "prepare_waveform",

@@ -60,6 +60,7 @@ from seqae.audio.matching import (
     match_statistics,
     mel_statistics,
 )
+from seqae.audio.neural_vocoder import load_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
@@ -254,17 +255,23 @@ class VoiceConverter:
         else:
             self.device = get_device(device or "auto")
         self.model = model.eval().to(self.device)
-        if vocoder is None:
-            vocoder = GriffinLimVocoder(model_config)
+        self.set_vocoder(vocoder if vocoder is not None else GriffinLimVocoder(model_config))
+        self.extractor = MelExtractor(model_config).to(self.device)
+
+    def set_vocoder(self, vocoder: Vocoder) -> None:
+        """Use ``vocoder`` from now on (e.g. a trained :class:`~seqae.audio.ISTFTVocoder`).
+
+        Raises:
+            FeatureMismatchError: the vocoder was made for other feature settings than the model.
+        """
         check_same_features(
-            model_config,
+            self.feature_config,
             vocoder.feature_config,
-            what=f"{_model_name(model)} vs vocoder {type(vocoder).__name__}",
+            what=f"{_model_name(self.model)} vs vocoder {type(vocoder).__name__}",
         )
         if isinstance(vocoder, nn.Module):
             vocoder = vocoder.eval().to(self.device)
         self.vocoder = vocoder
-        self.extractor = MelExtractor(model_config).to(self.device)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], **kwargs: Any) -> VoiceConverter:
@@ -648,6 +655,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    if args.vocoder is not None:
+        try:
+            vc.set_vocoder(load_vocoder(args.vocoder))
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: --vocoder {args.vocoder}: {exc}", file=sys.stderr)
+            return 2
 
     if args.manifest is None:
         try:
@@ -699,6 +712,16 @@ def add_match_stats_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_vocoder_argument(parser: argparse.ArgumentParser) -> None:
+    """``--vocoder DIR`` (shared by ``seqae convert`` and ``seqae vc-eval``)."""
+    parser.add_argument(
+        "--vocoder",
+        default=None,
+        metavar="DIR",
+        help="a trained vocoder (the model/ folder of `seqae run vocoder`); default Griffin-Lim",
+    )
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``seqae convert`` to an argparse subparsers object.
 
@@ -747,6 +770,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--overlap-seconds", type=float, default=1.0, help="cross-faded chunk overlap (default 1)"
     )
     add_match_stats_argument(parser)
+    add_vocoder_argument(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.set_defaults(func=_cmd_convert)
     return parser

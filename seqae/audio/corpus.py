@@ -73,6 +73,7 @@ __all__ = [
     "SpeakerSpec",
     "add_parser",
     "build_speech_corpus",
+    "open_or_build_corpus",
     "load_sentences",
     "normalize_level",
     "select_speakers",
@@ -864,6 +865,33 @@ def build_speech_corpus(
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
+
+
+def open_or_build_corpus(
+    root: str | os.PathLike[str],
+    *,
+    preset: str,
+    workers: int = 2,
+    build: bool = True,
+    who: str = "seqae",
+) -> Any:
+    """Open the corpus at ``root``; when it holds none yet, synthesise preset ``preset`` there.
+
+    What the speech recipes run first. ``build=False`` (torchrun ranks other than 0) refuses a
+    missing corpus instead of building it, with the command that builds it.
+
+    Returns:
+        A :class:`~seqae.audio.dataset.SpeechCorpus`.
+    """
+    from seqae.audio.dataset import SpeechCorpus
+
+    root = Path(root)
+    if not (root / "corpus.json").is_file() and not (root / "wav").is_dir():
+        if not build:
+            raise RuntimeError(f"{root}: build the corpus first (seqae data speech --out {root})")
+        print(f"{who}: no corpus at {root}; synthesizing preset {preset!r}")
+        build_speech_corpus(root, preset=preset, workers=workers)
+    return SpeechCorpus(root)
 
 
 def _cmd_speech(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ __all__ = [
     "scan_speakers",
     "load_features",
     "SegmentBatcher",
+    "WaveformBatcher",
 ]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
@@ -352,3 +353,46 @@ class SegmentBatcher:
             "ref": torch.stack(refs),
             "ref_lengths": torch.tensor(ref_lens),
         }
+
+
+class WaveformBatcher:
+    """Random fixed-length waveform crops (for vocoder training), reproducible from the step.
+
+    Each batch is a function of ``(seed, step, rank)`` only, so a resumed run continues with the
+    crops it would have seen. Utterances shorter than ``segment_samples`` are zero-padded at the
+    end (silence, which the vocoder must also render).
+
+    Args:
+        wavs: ``(T_i,)`` waveforms.
+        segment_samples: Crop length in samples.
+        seed: Base seed.
+    """
+
+    def __init__(self, wavs: Sequence[Tensor], *, segment_samples: int, seed: int = 0) -> None:
+        if not wavs:
+            raise SpeechDataError("no utterances to draw training segments from")
+        if segment_samples < 1:
+            raise ValueError(f"segment_samples must be positive, got {segment_samples}")
+        bad = [i for i, w in enumerate(wavs) if w.ndim != 1]
+        if bad:
+            raise ValueError(
+                f"expected (T,) waveforms; item {bad[0]} has shape {tuple(wavs[bad[0]].shape)}"
+            )
+        self.wavs = list(wavs)
+        self.segment_samples = int(segment_samples)
+        self.seed = int(seed)
+
+    def batch(self, step: int, batch_size: int, *, rank: int = 0) -> Tensor:
+        """Batch ``step``: ``(batch_size, segment_samples)``."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step * 7919 + rank + 31)
+        idx = torch.randint(0, len(self.wavs), (batch_size,), generator=g)
+        n = self.segment_samples
+        out = torch.zeros(batch_size, n)
+        for row, i in enumerate(idx.tolist()):
+            w = self.wavs[i]
+            if w.numel() >= n:
+                start = int(torch.randint(0, w.numel() - n + 1, (1,), generator=g))
+                out[row] = w[start : start + n]
+            else:
+                out[row, : w.numel()] = w
+        return out

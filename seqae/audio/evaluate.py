@@ -215,7 +215,7 @@ def evaluate_conversion(
             raise SpeechDataError(
                 f"{corpus.root}: no training speaker has a source in {list(source_kinds)}"
             )
-    sr = converter.feature_config.sample_rate
+    sr, dev = converter.feature_config.sample_rate, converter.device
     embedder = SpeakerEmbedder()
     transcriber = Transcriber()
     wav_cache: dict[Path, torch.Tensor] = {}
@@ -253,9 +253,11 @@ def evaluate_conversion(
             ref_emb = np.mean([emb(r) for r in refs], axis=0)
             ref_emb = ref_emb / np.linalg.norm(ref_emb)
             src_emb = emb(src)
+            with torch.inference_mode():
+                ceiling = converter.vocoder(log_mel(wav(par), converter.feature_config).to(dev))
             outputs = {
                 "converted": converter.convert_wav(wav(src), [wav(r) for r in refs]),
-                "ceiling": converter.vocoder(log_mel(wav(par), converter.feature_config)),
+                "ceiling": ceiling.float().cpu(),
                 "floor": wav(src),
             }
             text = src.text or ""
@@ -603,9 +605,12 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import VoiceConverter
+    from seqae.audio.neural_vocoder import load_vocoder
     from seqae.training import atomic_write_json, atomic_write_text
 
     converter = VoiceConverter.from_pretrained(args.model, match_stats=args.match_stats)
+    if args.vocoder is not None:
+        converter.set_vocoder(load_vocoder(args.vocoder))
     corpus = SpeechCorpus(args.corpus)
     result = evaluate_conversion(
         converter,
@@ -636,7 +641,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``seqae vc-eval`` (the registry's ``cli`` component)."""
-    from seqae.audio.convert import add_match_stats_argument
+    from seqae.audio.convert import add_match_stats_argument, add_vocoder_argument
 
     p = subparsers.add_parser(
         "vc-eval",
@@ -662,6 +667,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also convert from variants of the target's own synthesiser voice (off by default)",
     )
     add_match_stats_argument(p)
+    add_vocoder_argument(p)
     p.add_argument("--out", default=None, help="write eval.json, eval_table.md and samples here")
     p.set_defaults(func=_cmd_eval)
     return p

@@ -68,6 +68,8 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "FORMAT_VERSION",
+    "save_pretrained_files",
+    "read_saved_config",
 ]
 
 CONFIG_NAME = "config.json"
@@ -486,6 +488,67 @@ def _feature_config(value: FeatureConfig | Mapping[str, Any] | None, *, who: str
     )
 
 
+def save_pretrained_files(
+    module: nn.Module, directory: str | Path, *, model_type: str, config: Mapping[str, Any]
+) -> Path:
+    """Write ``module``'s weights (``model.safetensors``) and ``config.json`` atomically.
+
+    ``config.json`` holds ``{"model_type", "config", "features", "format"}``, ``features``
+    being ``module.feature_config``. Shared by the voice-conversion models and the vocoder.
+    """
+    from seqae.training.checkpoint import atomic_write_json, save_safetensors_atomic
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    save_safetensors_atomic(tensors, directory / WEIGHTS_NAME, sync_dir=False)
+    atomic_write_json(
+        directory / CONFIG_NAME,
+        {
+            "model_type": model_type,
+            "config": dict(config),
+            "features": module.feature_config.to_dict(),
+            "format": FORMAT_VERSION,
+        },
+    )
+    return directory
+
+
+def read_saved_config(directory: Path, *, what: str, holder: str) -> dict[str, Any]:
+    """The parsed ``config.json`` of a directory written by :func:`save_pretrained_files`.
+
+    Args:
+        directory: The saved directory.
+        what: Its noun in the "no such ... directory" message ("model", "vocoder").
+        holder: What a valid directory is, in messages ("voice-conversion model").
+
+    Raises:
+        FileNotFoundError: the directory or one of its two files is missing.
+        ValueError: ``config.json`` is not JSON, holds no ``"config"`` dict, or was written by a
+            newer format.
+    """
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such {what} directory")
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: a saved {holder} holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+            )
+    try:
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{config_path} is not valid JSON ({exc}); the file is corrupt") from exc
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise ValueError(f'{config_path} is not a {holder} config (no "config" dict)')
+    fmt = saved.get("format", FORMAT_VERSION)
+    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+        raise ValueError(
+            f"{directory} was saved in format {fmt!r}; this seqae reads format {FORMAT_VERSION}"
+        )
+    return saved
+
+
 class VoiceConversionModel(nn.Module):
     """What every voice-conversion model shares: config round trip, conversion, saving.
 
@@ -586,22 +649,9 @@ class VoiceConversionModel(nn.Module):
         ``config.json`` holds ``{"model_type", "config", "features", "format"}``; the weights
         include the feature normaliser's statistics.
         """
-        from seqae.training.checkpoint import atomic_write_json, save_safetensors_atomic
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_safetensors_atomic(tensors, directory / WEIGHTS_NAME, sync_dir=False)
-        atomic_write_json(
-            directory / CONFIG_NAME,
-            {
-                "model_type": self.model_type,
-                "config": self.config,
-                "features": self.feature_config.to_dict(),
-                "format": FORMAT_VERSION,
-            },
+        return save_pretrained_files(
+            self, directory, model_type=self.model_type, config=self.config
         )
-        return directory
 
 
 def load_vc_model(directory: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -615,29 +665,12 @@ def load_vc_model(directory: str | Path, *, map_location: str | torch.device = "
     from seqae.core.model import load_weights_strict
 
     directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: no such model directory")
+    saved = read_saved_config(directory, what="model", holder="voice-conversion model")
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found: a saved voice-conversion model holds {CONFIG_NAME} and {WEIGHTS_NAME}"
-            )
-    try:
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config_path} is not valid JSON ({exc}); the file is corrupt") from exc
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise ValueError(f'{config_path} is not a voice-conversion model config (no "config" dict)')
     model_type = saved.get("model_type")
     if model_type not in VC_MODELS:
         raise ValueError(
             f"{config_path}: unknown model_type {model_type!r}; expected one of {', '.join(VC_MODELS)}"
-        )
-    fmt = saved.get("format", FORMAT_VERSION)
-    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-        raise ValueError(
-            f"{directory} was saved in format {fmt!r}; this seqae reads format {FORMAT_VERSION}"
         )
     config = dict(saved["config"])
     if "features" in saved:

@@ -30,6 +30,7 @@ __all__ = [
     "CosineSchedule",
     "CyclicalSchedule",
     "ExponentialSchedule",
+    "WarmupCosineSchedule",
     "SCHEDULES",
     "build_schedule",
 ]
@@ -207,6 +208,41 @@ class ExponentialSchedule:
         return float(max(self.end, self.start * math.exp(-self.rate * held)))
 
 
+@dataclass(frozen=True, kw_only=True)
+class WarmupCosineSchedule:
+    """A learning-rate multiplier: linear warm-up, then a half cosine down to a floor.
+
+    ``(step + 1) / warmup`` for ``step < warmup``, then
+    ``floor + (1 - floor) * (1 + cos(pi * frac)) / 2`` with ``frac`` going from 0 at ``warmup``
+    to 1 at ``steps`` (and staying there). Meant for ``torch.optim.lr_scheduler.LambdaLR``.
+
+    Args:
+        warmup: Warm-up steps, >= 0 (0: start at the full rate).
+        steps: Total training steps, > ``warmup``.
+        floor: Multiplier at the end, in ``[0, 1]``.
+    """
+
+    name: ClassVar[str] = "warmup_cosine"
+    warmup: int = 0
+    steps: int = 10_000
+    floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative_int("warmup", self.warmup)
+        _check_positive_int("steps", self.steps)
+        if self.warmup >= self.steps:
+            raise ValueError(f"warmup must be < steps={self.steps}, got {self.warmup}")
+        if not 0.0 <= self.floor <= 1.0:
+            raise ValueError(f"floor must be in [0, 1], got {self.floor}")
+
+    def __call__(self, step: int) -> float:
+        _check_step(step)
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        frac = min(1.0, (step - self.warmup) / (self.steps - self.warmup))
+        return float(self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 SCHEDULES: dict[str, type] = {
     cls.name: cls
     for cls in (
@@ -215,6 +251,7 @@ SCHEDULES: dict[str, type] = {
         CosineSchedule,
         CyclicalSchedule,
         ExponentialSchedule,
+        WarmupCosineSchedule,
     )
 }
 """Schedule classes by the ``name`` used in config specs."""

@@ -367,8 +367,10 @@ class Transcriber:
 
     Uses the en-us acoustic model, language model and CMU dictionary shipped in the pocketsphinx
     wheel (``pocketsphinx.get_model_path()``); nothing is downloaded. One decoder is created at
-    construction (about 0.3 s) and reused for every utterance. Decoding runs on the CPU at
-    roughly 0.1 s per second of audio. Not thread-safe: use one instance per thread.
+    construction (about 0.3 s) and reused for every utterance; its feature state (the cepstral
+    mean, which pocketsphinx otherwise carries over) is reset before each one, so a transcript
+    never depends on the utterances decoded before it. Decoding runs on the CPU at roughly 0.1 s
+    per second of audio. Not thread-safe: use one instance per thread.
 
     Args:
         hmm: Acoustic model directory (default: the wheel's ``en-us/en-us``).
@@ -422,6 +424,10 @@ class Transcriber:
         x = _resample(x, sample_rate, SPEECH_SAMPLE_RATE, who="Transcriber.transcribe")
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2")
         dec = self._decoder
+        # The decoder carries its cepstral-mean estimate from one utterance to the next, which
+        # made a transcript depend on what was decoded before it; reset it so each transcript
+        # depends on its own audio only (as from a fresh decoder).
+        dec.reinit_feat()
         dec.start_utt()
         dec.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
         dec.end_utt()

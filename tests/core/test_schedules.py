@@ -138,3 +138,17 @@ def test_schedules_are_frozen_and_picklable() -> None:
         s.rate = 0.2  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(s)) == s
     assert "rate=0.1" in repr(s)
+
+
+def test_warmup_cosine_learning_rate_factor() -> None:
+    s = S.WarmupCosineSchedule(warmup=4, steps=14, floor=0.1)
+    assert [s(i) for i in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert s(4) == pytest.approx(1.0)
+    assert s(9) == pytest.approx(0.1 + 0.9 * 0.5)  # half way down the cosine
+    assert s(14) == pytest.approx(0.1) and s(1000) == pytest.approx(0.1)
+    assert S.WarmupCosineSchedule(warmup=0, steps=10)(0) == 1.0
+    assert S.build_schedule({"name": "warmup_cosine", "warmup": 4, "steps": 14, "floor": 0.1}) == s
+    with pytest.raises(ValueError, match="warmup must be < steps=10"):
+        S.WarmupCosineSchedule(warmup=10, steps=10)
+    with pytest.raises(ValueError, match=r"floor must be in \[0, 1\]"):
+        S.WarmupCosineSchedule(steps=10, floor=1.5)

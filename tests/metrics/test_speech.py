@@ -321,6 +321,22 @@ def test_transcriber_on_clean_speech(
         transcriber.transcribe(torch.zeros(2, 16000))
 
 
+def test_transcripts_do_not_depend_on_what_was_decoded_before(
+    transcriber: Transcriber, speech: dict[str, torch.Tensor]
+) -> None:
+    """pocketsphinx carries its cepstral mean across utterances; on noisy speech that changed
+    the words it heard after, say, a burst of noise. Every transcript must equal a fresh
+    decoder's."""
+    g = torch.Generator().manual_seed(0)
+    noise = 0.3 * torch.randn(32000, generator=g)
+    for name in ("rms_a", "awb_a"):
+        noisy = speech[name] + 0.03 * torch.randn(speech[name].shape, generator=g)
+        fresh = Transcriber().transcribe(noisy)
+        for before in (noise, speech["slt_b"], speech["slt_a_slow"]):
+            transcriber.transcribe(before)
+            assert transcriber.transcribe(noisy) == fresh, name
+
+
 def test_speaker_embedder_identical_and_level(
     embedder: SpeakerEmbedder, speech: dict[str, torch.Tensor]
 ) -> None:

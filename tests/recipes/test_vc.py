@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from seqae.audio.convert import VoiceConverter
-from seqae.audio.corpus import build_speech_corpus
 from seqae.audio.models import load_vc_model
 from seqae.cli import run_recipe
 from seqae.training import CheckpointManager
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.skipif(
     __import__("shutil").which("flite") is None or __import__("shutil").which("espeak-ng") is None,
     reason="the tiny corpus needs espeak-ng and flite (apt-get install espeak-ng flite)",
 )
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("vc") / "corpus"
-    build_speech_corpus(root, preset="tiny", workers=2)
-    return root
 
 
 def _run(out: Path, corpus: Path, *overrides: str) -> dict:

@@ -1,0 +1,19 @@
+"""Fixtures shared by the recipe tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny embedded speech corpus (6 voices, 12 sentences), built once for the session by
+    the speech recipes' tests (vc, vocoder). Needs espeak-ng and flite; the tests that use it
+    skip themselves when those are missing."""
+    from seqae.audio.corpus import build_speech_corpus
+
+    root = tmp_path_factory.mktemp("speech") / "corpus"
+    build_speech_corpus(root, preset="tiny", workers=2)
+    return root

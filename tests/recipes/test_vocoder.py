@@ -1,0 +1,128 @@
+"""The vocoder recipe on its tiny config: training, outputs, resume, evaluation, errors; and the
+vc recipe's ``eval.vocoder``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqae.audio.neural_vocoder import ISTFTVocoder, load_vocoder
+from seqae.cli import run_recipe
+from seqae.training import CheckpointManager
+
+TINY = "vocoder_tiny"
+pytestmark = pytest.mark.skipif(
+    shutil.which("flite") is None or shutil.which("espeak-ng") is None,
+    reason="the tiny corpus needs espeak-ng and flite (apt-get install espeak-ng flite)",
+)
+
+
+def _run(out: Path, corpus: Path, *overrides: str) -> dict:
+    return run_recipe(
+        "vocoder", config=TINY, overrides=[f"output_dir={out}", f"data.corpus={corpus}", *overrides]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("vocoder") / "run"
+    return out, _run(out, corpus)
+
+
+def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    for name in ("config.yaml", "metrics.json", "eval_table.md", "model/config.json"):
+        assert (out / name).is_file(), name
+    assert (out / "figures" / "vocoder_mels.png").stat().st_size > 1000
+    assert len(list((out / "samples").glob("*_trained.wav"))) == 1
+    assert any((out / "tb").iterdir())
+    assert CheckpointManager(out / "checkpoints").latest_path is not None
+    on_disk = json.loads((out / "metrics.json").read_text())["eval"]
+    assert on_disk["unseen"]["trained"] == pytest.approx(metrics["eval"]["unseen"]["trained"])
+    vocoder = load_vocoder(out / "model")
+    assert isinstance(vocoder, ISTFTVocoder)
+    assert sum(p.numel() for p in vocoder.parameters()) == metrics["train"]["parameters"]
+    assert metrics["train"]["steps"] == 8
+    # the per-bin statistics were fitted on the corpus
+    assert vocoder.normalizer.mean.abs().sum() > 0
+
+
+def test_evaluation_scores_the_original_and_both_vocoders(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    ev = metrics["eval"]
+    assert set(ev) == {"seen", "unseen"}  # flite_kal16 is a training voice, flite_awb unseen
+    for role in ev.values():
+        assert list(role) == ["original", "griffin_lim", "trained"]
+        # the original against itself: identical log-mel, similarity 1
+        assert role["original"]["mel_l1"] == 0.0
+        assert role["original"]["similarity"] == pytest.approx(1.0, abs=1e-5)
+        for system in ("griffin_lim", "trained"):
+            s = role[system]
+            assert s["n"] == 1 and s["mel_l1"] > 0 and s["wer"] >= 0 and s["wer_se"] >= 0
+            assert -1 <= s["similarity"] < 1
+    assert "| unseen | trained | 1 |" in (out / "eval_table.md").read_text()
+    rows = json.loads((out / "eval_rows.json").read_text())
+    assert len(rows) == 2 * 3  # two utterances, three systems
+    assert {(r["group"], r["system"]) for r in rows} == {
+        (g, s) for g in ("seen", "unseen") for s in ("original", "griffin_lim", "trained")
+    }
+
+
+def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    _run(straight, corpus, "eval.enabled=false")  # 8 steps, checkpoints at 4 and 8
+    half = straight / "checkpoints" / "step_00000004.pt"
+    assert half.is_file()
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copy(half, resumed / "checkpoints" / half.name)
+    metrics = _run(resumed, corpus, "resume=true", "eval.enabled=false")
+    assert metrics["train"]["steps"] == 8 and "eval" not in metrics
+    a, b = load_vocoder(resumed / "model"), load_vocoder(straight / "model")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6), name
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.segment_frames=4", "data.segment_frames must be >= 8"),
+        ("train.lr=0", "train.lr must be positive"),
+        ("train.warmup_steps=8", r"train.warmup_steps must be in \[0, steps\)"),
+        ("eval.utterances_per_voice=0", "eval.utterances_per_voice must be at least 1"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(
+    override: str, message: str, corpus: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        _run(tmp_path / "r", corpus, override)
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_unknown_evaluation_voice_is_named(tiny_run: tuple[Path, dict], corpus: Path, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run[0], out)
+    with pytest.raises(ValueError, match=r"eval.voices \['nobody'\] are not in the corpus"):
+        _run(out, corpus, "resume=true", "eval.voices=[flite_awb,nobody]")
+
+
+def test_vc_recipe_evaluates_with_a_trained_vocoder(
+    tiny_run: tuple[Path, dict], corpus: Path, tmp_path: Path
+) -> None:
+    vc = lambda out, *o: run_recipe(  # noqa: E731
+        "vc", config="vc_tiny", overrides=[f"output_dir={out}", f"data.corpus={corpus}", *o]
+    )
+    first = vc(tmp_path / "vc", "eval.enabled=false")
+    assert "eval" not in first
+    metrics = vc(tmp_path / "vc", "resume=true", f"eval.vocoder={tiny_run[0] / 'model'}")
+    assert metrics["train"]["steps"] == first["train"]["steps"]  # resumed at the end
+    ceiling = metrics["eval"]["seen"]["ceiling"]
+    assert ceiling["n"] == 4 and ceiling["mcd"] > 0
+    # a folder that is not a vocoder is refused by name
+    with pytest.raises(ValueError, match="is not a vocoder"):
+        vc(tmp_path / "vc", "resume=true", f"eval.vocoder={tmp_path / 'vc' / 'model'}")
