@@ -40,7 +40,7 @@ from torch import Tensor
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.features import FeatureConfig, log_mel
 from seqae.audio.io import load_audio
-from seqae.audio.neural_vocoder import make_vocoder
+from seqae.audio.neural_vocoder import load_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder
 
 ESPEAK_VOICES = ["en+m3", "en+f2", "en-us+m1", "en+f4", "en-gb+m5", "en-us+f3"]
@@ -151,9 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     rate = model.feature_config.sample_rate
     params = sum(p.numel() for p in model.parameters())
     griffin_lim = GriffinLimVocoder(model.feature_config, n_iter=args.griffin_lim_iters)
-    vocoder = make_vocoder(args.vocoder, model.feature_config, map_location=device)
-    if args.vocoder is None:
-        vocoder = griffin_lim
+    # VoiceConverter checks that a trained vocoder has the model's feature settings
+    vocoder = griffin_lim if args.vocoder is None else load_vocoder(args.vocoder)
     vc = VoiceConverter(
         model,
         vocoder=vocoder,

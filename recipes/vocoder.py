@@ -152,7 +152,6 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     val_wavs = load_waveforms(val_utts, features)
 
     vocoder = ISTFTVocoder.from_config({**cfg["model"], "feature_config": features.to_dict()})
-    vocoder.normalizer.fit(log_mel(w, features) for w in train_wavs)
     seg = d["segment_frames"] * features.hop_length
     batcher = WaveformBatcher(train_wavs, segment_samples=seg, seed=cfg["seed"])
     val_batch = WaveformBatcher(val_wavs, segment_samples=seg, seed=cfg["seed"] + 1).batch(
@@ -187,6 +186,8 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             step, train_seconds = resumed.step, resumed.extra["train_seconds"]
             if ctx.is_main:
                 print(f"{RECIPE}: resumed from {resumed.path.name} (step {step})")
+    if step == 0:  # a resumed run has the statistics in its checkpoint
+        vocoder.normalizer.fit(log_mel(w, features) for w in train_wavs)
     ddp = wrap_model(vocoder, ctx)
     ddp.train()
     if ctx.is_main:
@@ -279,22 +280,31 @@ def compare_vocoders(
     utts: list[Utterance],
     corpus: SpeechCorpus,
     features: FeatureConfig,
+    *,
+    samples_dir: Path | None = None,
+    n_samples: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Resynthesise each utterance's log-mel with every vocoder; score them and the original.
 
-    Returns per-utterance rows and one example's mels for the figure.
+    The first ``n_samples`` utterances' resyntheses are written to ``samples_dir`` as
+    ``<speaker>_<utterance>_<system>.wav``. Returns per-utterance rows and one example's mels
+    for the figure.
     """
     from seqae.metrics.speech import SpeakerEmbedder, Transcriber
 
     embedder, transcriber = SpeakerEmbedder(), Transcriber()
     rows: list[dict[str, Any]] = []
     example: dict[str, Any] = {}
-    for u in progress(utts, desc=f"{RECIPE} eval"):
+    for k, u in enumerate(progress(utts, desc=f"{RECIPE} eval")):
         wav = load_audio(u.path, sample_rate=features.sample_rate)
         mel = log_mel(wav, features)
         ref_emb = embedder.embed(wav)
         first = not example
         outputs = {"original": wav} | {name: v(mel).float().cpu() for name, v in vocoders.items()}
+        if samples_dir is not None and k < n_samples:
+            for name in vocoders:
+                out_path = samples_dir / f"{u.speaker}_{u.utt_id}_{name}.wav"
+                save_audio(out_path, outputs[name], features.sample_rate)
         for system, out in outputs.items():
             out_mel = log_mel(out, features)
             n = min(out_mel.shape[-1], mel.shape[-1])
@@ -376,21 +386,19 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
             "trained": vocoder,
         }
         utts = eval_utterances(corpus, e, cfg["seed"])
-        rows, example = compare_vocoders(vocoders, utts, corpus, features)
+        rows, example = compare_vocoders(
+            vocoders,
+            utts,
+            corpus,
+            features,
+            samples_dir=run_dir / "samples",
+            n_samples=e["n_samples"],
+        )
         metrics["eval"] = summarize(rows)
         table = format_table(metrics["eval"])
         atomic_write_text(run_dir / "eval_table.md", table + "\n")
         atomic_write_json(run_dir / "eval_rows.json", rows)  # every scored output
         mel_figure(example, ["original", *vocoders], run_dir / "figures" / "vocoder_mels.png")
-        for u in utts[: e["n_samples"]]:
-            wav = load_audio(u.path, sample_rate=features.sample_rate)
-            with torch.no_grad():
-                out = vocoder(log_mel(wav, features))
-            save_audio(
-                run_dir / "samples" / f"{u.speaker}_{u.utt_id}_trained.wav",
-                out,
-                features.sample_rate,
-            )
         print(table)
     write_metrics_json(run_dir / "metrics.json", metrics)
     return metrics

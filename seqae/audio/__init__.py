@@ -48,7 +48,7 @@ from seqae.audio.models import (
     VCOutput,
     load_vc_model,
 )
-from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss, load_vocoder, make_vocoder
+from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss, load_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
@@ -84,7 +84,6 @@ __all__ = [
     "load_features",
     "load_vocoder",
     "log_mel",
-    "make_vocoder",
     "match_statistics",
     "mel_statistics",
     "prepare_waveform",

@@ -60,7 +60,6 @@ from seqae.audio.matching import (
     match_statistics,
     mel_statistics,
 )
-from seqae.audio.neural_vocoder import load_vocoder
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
@@ -656,6 +655,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
         return 2
     if args.vocoder is not None:
+        from seqae.audio.neural_vocoder import load_vocoder
+
         try:
             vc.set_vocoder(load_vocoder(args.vocoder))
         except (OSError, ValueError) as exc:

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -59,6 +59,9 @@ from torch import Tensor
 
 from seqae.audio.io import PEAK_TARGET, prepare_waveform, save_audio
 from seqae.training.checkpoint import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from seqae.audio.dataset import SpeechCorpus
 
 __all__ = [
     "CORPUS_FORMAT",
@@ -874,14 +877,12 @@ def open_or_build_corpus(
     workers: int = 2,
     build: bool = True,
     who: str = "seqae",
-) -> Any:
+) -> SpeechCorpus:
     """Open the corpus at ``root``; when it holds none yet, synthesise preset ``preset`` there.
 
     What the speech recipes run first. ``build=False`` (torchrun ranks other than 0) refuses a
     missing corpus instead of building it, with the command that builds it.
 
-    Returns:
-        A :class:`~seqae.audio.dataset.SpeechCorpus`.
     """
     from seqae.audio.dataset import SpeechCorpus
 

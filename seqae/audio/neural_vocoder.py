@@ -43,14 +43,12 @@ from seqae.audio.models import (
     read_saved_config,
     save_pretrained_files,
 )
-from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
     "ISTFTVocoder",
     "VocoderLoss",
     "multi_resolution_stft_loss",
     "load_vocoder",
-    "make_vocoder",
     "VOCODER_TYPE",
 ]
 
@@ -232,23 +230,6 @@ def load_vocoder(
     return vocoder.to(map_location).eval()
 
 
-def make_vocoder(
-    path: str | Path | None,
-    feature_config: FeatureConfig,
-    *,
-    griffin_lim_iters: int = 32,
-    map_location: str | torch.device = "cpu",
-) -> Vocoder:
-    """The vocoder at ``path`` (checked against ``feature_config``), or Griffin-Lim when ``None``."""
-    from seqae.audio.features import check_same_features
-
-    if path is None:
-        return GriffinLimVocoder(feature_config, n_iter=griffin_lim_iters)
-    vocoder = load_vocoder(path, map_location=map_location)
-    check_same_features(feature_config, vocoder.feature_config, what=f"vocoder {path}")
-    return vocoder
-
-
 # ---------------------------------------------------------------------------------------------
 # training loss
 # ---------------------------------------------------------------------------------------------
@@ -330,10 +311,11 @@ class VocoderLoss(nn.Module):
             raise ValueError("mel_weight and stft_weight must be >= 0 and not both 0")
         self.mel_weight, self.stft_weight = float(mel_weight), float(stft_weight)
         self.mel = MelExtractor(feature_config)
-        self._windows = {n: torch.hann_window(n) for n, _ in self.resolutions}
+        for n in {n for n, _ in self.resolutions}:  # buffers, so .to(device) moves them once
+            self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
     def forward(self, pred: Tensor, target: Tensor, target_log_mel: Tensor) -> dict[str, Tensor]:
-        windows = {n: w.to(pred.device) for n, w in self._windows.items()}
+        windows = {n: getattr(self, f"window_{n}") for n, _ in self.resolutions}
         sc, log_mag = multi_resolution_stft_loss(pred, target, self.resolutions, windows=windows)
         mel = (self.mel(pred) - target_log_mel.float()).abs().mean()
         loss = self.mel_weight * mel + self.stft_weight * (sc + log_mag)

@@ -18,7 +18,6 @@ from seqae.audio.neural_vocoder import (
     ISTFTVocoder,
     VocoderLoss,
     load_vocoder,
-    make_vocoder,
     multi_resolution_stft_loss,
 )
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
@@ -200,13 +199,6 @@ def test_load_errors(vocoder_dir: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="corrupt or truncated"):
         load_vocoder(truncated)
-
-
-def test_make_vocoder_checks_the_feature_settings(vocoder_dir: Path) -> None:
-    assert isinstance(make_vocoder(None, FeatureConfig()), GriffinLimVocoder)
-    assert isinstance(make_vocoder(vocoder_dir, FeatureConfig()), ISTFTVocoder)
-    with pytest.raises(FeatureMismatchError, match="hop_length: 128 vs 256"):
-        make_vocoder(vocoder_dir, FeatureConfig(hop_length=128))
 
 
 # ---------------------------------------------------------------------------------------------

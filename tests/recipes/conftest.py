@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,12 @@ import pytest
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny embedded speech corpus (6 voices, 12 sentences), built once for the session by
-    the speech recipes' tests (vc, vocoder). Needs espeak-ng and flite; the tests that use it
-    skip themselves when those are missing."""
+    the speech recipes' tests (vc, vocoder). Needs espeak-ng and flite: every test that uses it
+    is skipped when they are missing."""
     from seqae.audio.corpus import build_speech_corpus
+
+    if shutil.which("flite") is None or shutil.which("espeak-ng") is None:
+        pytest.skip("the tiny corpus needs espeak-ng and flite (apt-get install espeak-ng flite)")
 
     root = tmp_path_factory.mktemp("speech") / "corpus"
     build_speech_corpus(root, preset="tiny", workers=2)

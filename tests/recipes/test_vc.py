@@ -14,10 +14,6 @@ from seqae.cli import run_recipe
 from seqae.training import CheckpointManager
 
 TINY = "vc_tiny"
-pytestmark = pytest.mark.skipif(
-    __import__("shutil").which("flite") is None or __import__("shutil").which("espeak-ng") is None,
-    reason="the tiny corpus needs espeak-ng and flite (apt-get install espeak-ng flite)",
-)
 
 
 def _run(out: Path, corpus: Path, *overrides: str) -> dict:
