@@ -608,9 +608,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.neural_vocoder import load_vocoder
     from seqae.training import atomic_write_json, atomic_write_text
 
-    converter = VoiceConverter.from_pretrained(args.model, match_stats=args.match_stats)
+    prog = "seqae vc-eval"
+    try:
+        converter = VoiceConverter.from_pretrained(args.model, match_stats=args.match_stats)
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
+        return 2
     if args.vocoder is not None:
-        converter.set_vocoder(load_vocoder(args.vocoder))
+        try:
+            converter.set_vocoder(load_vocoder(args.vocoder))
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: --vocoder {args.vocoder}: {exc}", file=sys.stderr)
+            return 2
     corpus = SpeechCorpus(args.corpus)
     result = evaluate_conversion(
         converter,

@@ -261,3 +261,19 @@ def test_cli_convert_with_vocoder(
     err = capsys.readouterr().err
     assert f"--vocoder {model_dir}" in err and "is not a vocoder" in err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_vc_eval_refuses_a_bad_model_or_vocoder_by_name(
+    vocoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from seqae.cli import main
+
+    model_dir = tiny_adain().save_pretrained(tmp_path / "model")
+    corpus = tmp_path / "corpus"  # never reached: the model and vocoder are checked first
+    args = ["vc-eval", "--corpus", str(corpus)]
+    assert main([*args, "--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "seqae vc-eval: --model" in err and "no such model directory" in err
+    assert main([*args, "--model", str(model_dir), "--vocoder", str(model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"seqae vc-eval: --vocoder {model_dir}" in err and "is not a vocoder" in err
