@@ -67,6 +67,7 @@ __all__ = [
     "CORPUS_FORMAT",
     "N_TEST_SENTENCES",
     "PRESETS",
+    "RECORDED_SPEAKERS",
     "SPEAKERS",
     "TARGET_DBFS",
     "TRIM_MARGIN",
@@ -77,6 +78,7 @@ __all__ = [
     "add_parser",
     "build_speech_corpus",
     "open_or_build_corpus",
+    "recorded_speaker",
     "load_sentences",
     "normalize_level",
     "select_speakers",
@@ -110,6 +112,30 @@ _FESTIVAL_VOICE_PACKAGES: dict[str, str] = {
     "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
 }
 _SUBPROCESS_TIMEOUT = 600.0
+
+#: The person whose recordings each synthesiser voice was built from, where more than one voice
+#: in the corpus shares them: flite's ``kal`` (8 kHz) and ``kal16`` and festival's
+#: ``kal_diphone`` are all built from the CMU KAL diphone recordings, and flite's ``slt`` and
+#: festival's ``cmu_us_slt_arctic_hts`` from the CMU ARCTIC speaker SLT. A speaker verifier
+#: hears such voices as one person (resemblyzer cosine 0.85-0.86 between flite kal16 and
+#: festival kal_diphone, or flite slt and festival slt HTS: the level of two utterances of one
+#: voice, against about 0.5 between different voices).
+RECORDED_SPEAKERS: dict[tuple[str, str], str] = {
+    ("flite", "kal"): "cmu_kal",
+    ("flite", "kal16"): "cmu_kal",
+    ("festival", "kal_diphone"): "cmu_kal",
+    ("flite", "slt"): "cmu_arctic_slt",
+    ("festival", "cmu_us_slt_arctic_hts"): "cmu_arctic_slt",
+    ("flite", "awb"): "cmu_arctic_awb",
+    ("flite", "rms"): "cmu_arctic_rms",
+    ("festival", "ked_diphone"): "cmu_ked",
+}
+
+
+def recorded_speaker(engine: str, voice: str) -> str:
+    """The recorded person behind synthesiser ``voice`` of ``engine`` (:data:`RECORDED_SPEAKERS`);
+    ``"<engine>:<voice>"`` for a voice not listed there (each espeak-ng voice is its own)."""
+    return RECORDED_SPEAKERS.get((engine, voice), f"{engine}:{voice}")
 
 
 class CorpusBuildError(RuntimeError):

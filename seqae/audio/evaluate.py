@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqae.audio.corpus import recorded_speaker
 from seqae.audio.dataset import SpeechCorpus, SpeechDataError, Utterance, load_features
 from seqae.audio.features import log_mel
 from seqae.audio.io import load_audio, save_audio
@@ -58,23 +59,29 @@ def _index(corpus: SpeechCorpus) -> dict[tuple[str, str], Utterance]:
 
 
 def related_voices(corpus: SpeechCorpus, target: str) -> set[str]:
-    """Speakers made with the target's own synthesiser voice: its pitch, duration and
-    speed-perturbed variants (same ``engine`` and ``voice`` in ``speakers.json``), and the target.
+    """Speakers made from the same person's recordings as the target, and the target.
 
-    Converting such a variant to the target is not a conversion between two voices (the source
-    already sounds much like the target, so "closer to the target than to the source" is
-    ill-posed), so evaluation draws its sources from the other voices.
+    These are the target's own pitch, duration and speed-perturbed variants, and the voices
+    another engine built from the same recordings (flite ``kal16`` and festival
+    ``kal_diphone``; flite ``slt`` and festival's slt HTS voice), with their variants:
+    ``speakers.json`` ``engine`` and ``voice`` mapped through
+    :func:`~seqae.audio.corpus.recorded_speaker`.
+
+    Converting such a voice to the target is not a conversion between two voices: the source
+    already sounds like the target (resemblyzer cosine 0.85 before any conversion), so "closer to
+    the target than to the source" is ill-posed. Evaluation draws its sources from the others.
+    A corpus without synthesiser settings (VCTK) relates each speaker to itself only.
     """
-    info = corpus.speaker_info.get(target, {}).get("settings", {})
-    key = (info.get("engine"), info.get("voice"))
-    related = {target}
-    if None in key:
-        return related
-    for spk, meta in corpus.speaker_info.items():
-        settings = meta.get("settings", {})
-        if (settings.get("engine"), settings.get("voice")) == key:
-            related.add(spk)
-    return related
+
+    def person(speaker: str) -> str | None:
+        settings = corpus.speaker_info.get(speaker, {}).get("settings", {})
+        engine, voice = settings.get("engine"), settings.get("voice")
+        return None if engine is None or voice is None else recorded_speaker(engine, voice)
+
+    key = person(target)
+    if key is None:
+        return {target}
+    return {target} | {spk for spk in corpus.speaker_info if person(spk) == key}
 
 
 def make_pairs(
@@ -181,8 +188,8 @@ def evaluate_conversion(
         source_kinds: Draw sources only from training speakers whose ``speakers.json`` source is
             one of these (e.g. ``["flite", "festival", "perturbed"]``: voices the recogniser
             reads well, so WER measures what conversion loses); None: every training speaker.
-        exclude_related: Never convert from a variant of the target's own synthesiser voice
-            (:func:`related_voices`).
+        exclude_related: Never convert from a voice made from the target's own recordings:
+            its variants, or another engine's voice of the same person (:func:`related_voices`).
 
     Returns:
         ``{"summary": {...}, "pairs": [per-pair rows], "example": {mels for a figure}}``.
@@ -380,7 +387,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"One-shot conversion, {summary.get('n_references', 1)} reference(s), "
         f"{summary.get('pairs_per_target')} held-out sentences per target voice, sources: "
         f"{', '.join(summary.get('source_kinds') or ['all training voices'])}"
-        + (" except the target's own variants" if summary.get("exclude_related") else "")
+        + (" except voices of the target's own speaker" if summary.get("exclude_related") else "")
         + (
             f"; output matched to the references' log-mel statistics ({summary['match_stats']})"
             if summary.get("match_stats", "none") != "none"
@@ -673,7 +680,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--include-related-sources",
         action="store_true",
-        help="also convert from variants of the target's own synthesiser voice (off by default)",
+        help="also convert from voices made from the target's own recordings (its variants, and "
+        "another engine's voice of the same person; off by default)",
     )
     add_match_stats_argument(p)
     add_vocoder_argument(p)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import soundfile as sf
 
+from seqae.audio.corpus import recorded_speaker
 from seqae.audio.dataset import SpeechCorpus
 from seqae.audio.evaluate import make_pairs, related_voices
 
@@ -46,11 +47,16 @@ def _corpus(tmp_path) -> SpeechCorpus:
     return SpeechCorpus(root)
 
 
-def test_related_voices_are_the_variants_of_the_targets_own_voice(tmp_path) -> None:
+def test_related_voices_are_the_voices_made_from_the_targets_recordings(tmp_path) -> None:
     corpus = _corpus(tmp_path)
-    assert related_voices(corpus, "kal16") == {"kal16", "kal16_low", "pert_kal16"}
+    # kal16's own variants, and festival's kal_diphone: the same CMU KAL diphone recordings
+    kal = {"kal16", "kal16_low", "pert_kal16", "fest_kal"}
+    assert related_voices(corpus, "kal16") == kal
+    assert related_voices(corpus, "fest_kal") == kal
+    assert related_voices(corpus, "slt") == {"slt"}
     assert related_voices(corpus, "awb") == {"awb"}
-    assert related_voices(corpus, "fest_kal") == {"fest_kal"}  # another engine's kal is not kal16
+    assert related_voices(corpus, "espeak_m1") == {"espeak_m1"}
+    assert related_voices(corpus, "not_a_speaker") == {"not_a_speaker"}
     assert corpus.source("pert_kal16") == "perturbed" and corpus.source("espeak_m1") == "espeak-ng"
 
 
@@ -65,7 +71,7 @@ def test_pairs_never_convert_from_an_excluded_voice(tmp_path) -> None:
     excluded = make_pairs(
         corpus, ["kal16"], seed=0, exclude={"kal16": related_voices(corpus, "kal16")}, **kwargs
     )
-    assert {p["source"].speaker for p in excluded} == {"slt", "fest_kal", "espeak_m1"}
+    assert {p["source"].speaker for p in excluded} == {"slt", "espeak_m1"}
     for p in excluded:
         # the parallel utterance is the target saying the source's sentence; the references are
         # the target saying other held-out sentences
@@ -73,3 +79,22 @@ def test_pairs_never_convert_from_an_excluded_voice(tmp_path) -> None:
         assert p["parallel"].sentence_id == p["source"].sentence_id
         assert all(r.speaker == "kal16" for r in p["references"])
         assert p["source"].sentence_id not in {r.sentence_id for r in p["references"]}
+
+
+def test_recorded_speaker_joins_one_persons_voices_across_engines() -> None:
+    assert recorded_speaker("flite", "kal16") == recorded_speaker("festival", "kal_diphone")
+    assert recorded_speaker("flite", "kal") == recorded_speaker("flite", "kal16")
+    assert recorded_speaker("flite", "slt") == recorded_speaker("festival", "cmu_us_slt_arctic_hts")
+    people = {recorded_speaker("flite", v) for v in ("kal16", "slt", "awb", "rms")}
+    assert len(people) == 4 and recorded_speaker("festival", "ked_diphone") not in people
+    # a voice not in the table is its own person, keyed by engine and voice
+    assert recorded_speaker("espeak-ng", "en-us+m1") == "espeak-ng:en-us+m1"
+    assert recorded_speaker("espeak-ng", "en-us+m1") != recorded_speaker("espeak-ng", "en+m3")
+
+
+def test_every_shipped_flite_and_festival_voice_names_its_recorded_speaker() -> None:
+    """A voice added to the corpus without an entry would silently count as a new person."""
+    from seqae.audio.corpus import RECORDED_SPEAKERS, SPEAKERS
+
+    voices = {(s.engine, s.voice) for s in SPEAKERS.values() if s.engine != "espeak-ng"}
+    assert voices and voices <= set(RECORDED_SPEAKERS)

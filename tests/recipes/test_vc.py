@@ -73,7 +73,7 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
     table = (out / "eval_table.md").read_text()
     assert "| unseen | ceiling |" in table and "Speaker probe" in table
     # WER per kind of source voice, for converted and floor, adding up to the group's pairs
-    assert ev["exclude_related"] is True and "except the target's own variants" in table
+    assert ev["exclude_related"] is True and "except voices of the target's own speaker" in table
     assert ev["match_stats"] == "mean_std" and "log-mel statistics (mean_std)" in table
     for group in ("seen", "unseen"):
         by_kind = ev[group]["wer_by_source_kind"]
