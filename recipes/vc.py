@@ -135,6 +135,9 @@ def validate(cfg: dict[str, Any]) -> None:
             f"eval.match_stats must be one of {', '.join(MATCH_MODES)}, "
             f"got {cfg['eval']['match_stats']!r}"
         )
+    weight = cfg["eval"]["spread_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ValueError(f"eval.spread_weight must be a number in [0, 1], got {weight!r}")
 
 
 def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
@@ -510,7 +513,9 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
 
     e = cfg["eval"]
     corpus = prepare_corpus(cfg["data"], is_main=True)
-    converter = VoiceConverter.from_pretrained(run_dir / "model", match_stats=e["match_stats"])
+    converter = VoiceConverter.from_pretrained(
+        run_dir / "model", match_stats=e["match_stats"], spread_weight=e["spread_weight"]
+    )
     if e["vocoder"]:
         converter.set_vocoder(load_vocoder(e["vocoder"]))
     model = converter.model

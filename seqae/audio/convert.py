@@ -54,9 +54,11 @@ from seqae.audio.features import (
 )
 from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
 from seqae.audio.matching import (
+    DEFAULT_SPREAD_WEIGHT,
     MATCH_MODES,
     MelStatistics,
     check_match_mode,
+    check_spread_weight,
     match_statistics,
     mel_statistics,
 )
@@ -197,6 +199,9 @@ class VoiceConverter:
             spread over speech frames, ``"mean"`` the mean only, ``"none"`` leaves the model's
             output as is. It moves the output towards voices the model never heard, whose
             long-term spectrum a learned speaker embedding cannot place.
+        spread_weight: For ``"mean_std"``, how far each bin's spread moves towards the
+            references', in [0, 1] (:func:`~seqae.audio.matching.match_statistics`): 1 all the
+            way, 0 not at all; default 0.5.
 
     Raises:
         FeatureMismatchError: the model, the vocoder and ``feature_config`` disagree; the message
@@ -214,10 +219,12 @@ class VoiceConverter:
         feature_config: FeatureConfig | None = None,
         batch_size: int = 8,
         match_stats: str = "mean_std",
+        spread_weight: float = DEFAULT_SPREAD_WEIGHT,
     ) -> None:
         from seqae.training.runtime import get_device
 
         self.match_stats = check_match_mode(match_stats)
+        self.spread_weight = check_spread_weight(spread_weight)
 
         model_config = getattr(model, "feature_config", None)
         if not isinstance(model_config, FeatureConfig):
@@ -454,7 +461,10 @@ class VoiceConverter:
         if self.match_stats == "none" or statistics is None:
             return mel
         norm = self.model.normalizer
-        return norm(match_statistics(norm.inverse(mel), statistics, mode=self.match_stats))
+        matched = match_statistics(
+            norm.inverse(mel), statistics, mode=self.match_stats, spread_weight=self.spread_weight
+        )
+        return norm(matched)
 
     def _convert_batch(self, chunks: Tensor, speaker: Tensor) -> Tensor:
         """``(B, n_mels, L)`` source chunks, ``(1, S)`` speaker -> ``(B, n_mels, L)``."""
@@ -650,6 +660,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             chunk_seconds=args.chunk_seconds,
             overlap_seconds=args.overlap_seconds,
             match_stats=args.match_stats,
+            spread_weight=args.spread_weight,
         )
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
@@ -702,14 +713,29 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _spread_weight_arg(text: str) -> float:
+    try:
+        return check_spread_weight(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number in [0, 1] ({exc})") from None
+
+
 def add_match_stats_argument(parser: argparse.ArgumentParser) -> None:
-    """``--match-stats {none,mean,mean_std}`` (shared by ``seqae convert`` and ``seqae vc-eval``)."""
+    """``--match-stats {none,mean,mean_std}`` and ``--spread-weight W`` (shared by ``seqae
+    convert`` and ``seqae vc-eval``)."""
     parser.add_argument(
         "--match-stats",
         choices=MATCH_MODES,
         default="mean_std",
         help="match the output's per-bin log-mel statistics to the references' "
         "(seqae.audio.matching; default mean_std)",
+    )
+    parser.add_argument(
+        "--spread-weight",
+        type=_spread_weight_arg,
+        default=DEFAULT_SPREAD_WEIGHT,
+        help="with mean_std, how far each bin's spread moves towards the references', 0-1 "
+        f"(default {DEFAULT_SPREAD_WEIGHT})",
     )
 
 

@@ -317,6 +317,7 @@ def evaluate_conversion(
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
         "exclude_related": exclude_related,
         "match_stats": getattr(converter, "match_stats", "none"),
+        "spread_weight": getattr(converter, "spread_weight", None),
     }
 
     def wer_of(sel: list[dict[str, Any]]) -> float:
@@ -381,6 +382,15 @@ def _wer_cell(r: Mapping[str, Any]) -> str:
     return f"{r['wer']:.3f}" + (f" ± {r['wer_se']:.3f}" if "wer_se" in r else "")
 
 
+def _matching_phrase(summary: Mapping[str, Any]) -> str:
+    mode = summary.get("match_stats", "none")
+    if mode == "none":
+        return ""
+    weight = summary.get("spread_weight")
+    spread = f", spread weight {weight:g}" if mode == "mean_std" and weight is not None else ""
+    return f"; output matched to the references' log-mel statistics ({mode}{spread})"
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a Markdown table (and the probe line)."""
     lines = [
@@ -388,11 +398,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{summary.get('pairs_per_target')} held-out sentences per target voice, sources: "
         f"{', '.join(summary.get('source_kinds') or ['all training voices'])}"
         + (" except voices of the target's own speaker" if summary.get("exclude_related") else "")
-        + (
-            f"; output matched to the references' log-mel statistics ({summary['match_stats']})"
-            if summary.get("match_stats", "none") != "none"
-            else ""
-        ),
+        + _matching_phrase(summary),
         "",
         "| targets | system | n | sim to target | sim to source | closer to target | WER ± s.e. "
         "| MCD (dB) |",
@@ -617,7 +623,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     prog = "seqae vc-eval"
     try:
-        converter = VoiceConverter.from_pretrained(args.model, match_stats=args.match_stats)
+        converter = VoiceConverter.from_pretrained(
+            args.model, match_stats=args.match_stats, spread_weight=args.spread_weight
+        )
     except (OSError, ValueError) as exc:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ heard, where a learned speaker embedding must generalise from the training voice
 statistics matching step of classic voice conversion (mean and variance conversion of spectral
 features) uses this; :class:`~seqae.audio.convert.VoiceConverter` applies it after the model:
 
-    y = (x - mean_x) * clamp(std_ref / std_x) + mean_ref        (per mel bin)
+    y = (x - mean_x) * clamp(std_ref / std_x) ** w + mean_ref        (per mel bin)
 
 where ``x`` is the model's output log-mel and the statistics are taken over speech frames only
 (:func:`active_frames`), so leading silence or pauses in a user's file do not pull the mean
@@ -15,7 +15,13 @@ down. The model still sets everything that changes over time (the content, proso
 within-utterance dynamics); the step only moves each bin's level and scales its excursions.
 
 Modes: ``"none"`` (the model's output as is), ``"mean"`` (per-bin level only) and
-``"mean_std"`` (level and spread).
+``"mean_std"`` (level and spread). ``w`` (``spread_weight``, default
+:data:`DEFAULT_SPREAD_WEIGHT`) sets how far the spread moves: 1 gives the output the references'
+per-bin standard deviation, 0 keeps the model's own (the ``"mean"`` mode), 0.5 their geometric
+mean. One reference utterance's spread is a noisy estimate of the voice's (it depends on which
+sounds the sentence has), so meeting it half-way is a shrinkage towards the model's own estimate:
+on the embedded corpus, 0.5 lowered the WER of conversions to seen voices by 0.035 against full
+matching (240 pairs, the README's voice-conversion section) at the same similarity.
 """
 
 from __future__ import annotations
@@ -28,15 +34,19 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "DEFAULT_SPREAD_WEIGHT",
     "MATCH_MODES",
     "MelStatistics",
     "active_frames",
     "check_match_mode",
+    "check_spread_weight",
     "match_statistics",
     "mel_statistics",
 ]
 
 MATCH_MODES = ("none", "mean", "mean_std")
+#: Default ``spread_weight`` of :func:`match_statistics` (see the module docstring).
+DEFAULT_SPREAD_WEIGHT = 0.5
 
 
 class MelStatistics(NamedTuple):
@@ -54,6 +64,14 @@ def check_match_mode(mode: str) -> str:
             f"unknown statistics matching mode {mode!r}; expected one of {MATCH_MODES}"
         )
     return mode
+
+
+def check_spread_weight(weight: float) -> float:
+    """``weight`` as a float if it is in [0, 1], else a ``ValueError`` saying so."""
+    weight = float(weight)
+    if not 0.0 <= weight <= 1.0:  # also refuses NaN
+        raise ValueError(f"spread_weight must be in [0, 1], got {weight}")
+    return weight
 
 
 def _check_log_mel(log_mel: Tensor, what: str) -> None:
@@ -108,6 +126,7 @@ def match_statistics(
     target: MelStatistics,
     *,
     mode: str = "mean_std",
+    spread_weight: float = DEFAULT_SPREAD_WEIGHT,
     floor_db: float = 40.0,
     max_scale: float = 4.0,
     min_std: float = 1e-3,
@@ -118,10 +137,12 @@ def match_statistics(
         log_mel: ``(n_mels, frames)`` natural-log mel spectrogram to adjust (not normalised).
         target: Statistics of the target voice (:func:`mel_statistics` of its references).
         mode: ``"none"``, ``"mean"`` or ``"mean_std"``.
+        spread_weight: For ``"mean_std"``: the exponent ``w`` on the (bounded) std ratio, in
+            [0, 1]; 1 gives the output the target's spread, 0 keeps its own.
         floor_db: Speech-frame threshold used for ``log_mel``'s own statistics.
-        max_scale: Bound on the per-bin std ratio (and its inverse), so a bin that is nearly
-            constant in one of the two (e.g. above a band-limited reference's cut-off) is not
-            blown up.
+        max_scale: Bound on the per-bin std ratio (and its inverse), before ``spread_weight``, so
+            a bin that is nearly constant in one of the two (e.g. above a band-limited
+            reference's cut-off) is not blown up.
         min_std: Floor on both standard deviations.
 
     Returns:
@@ -129,6 +150,7 @@ def match_statistics(
         included) with statistics taken over speech frames.
     """
     check_match_mode(mode)
+    spread_weight = check_spread_weight(spread_weight)
     _check_log_mel(log_mel, "match_statistics")
     if target.mean.shape != (log_mel.shape[0],) or target.std.shape != (log_mel.shape[0],):
         raise ValueError(
@@ -145,8 +167,8 @@ def match_statistics(
     x = log_mel.float() - mean_o[:, None]
     if mode == "mean_std":
         std_t = target.std.to(log_mel.device, torch.float32).clamp_min(min_std)
-        scale = (std_t / own.std.to(log_mel.device).clamp_min(min_std)).clamp(
+        ratio = (std_t / own.std.to(log_mel.device).clamp_min(min_std)).clamp(
             1.0 / max_scale, max_scale
         )
-        x = x * scale[:, None]
+        x = x * ratio.pow(spread_weight)[:, None]
     return (x + mean_t[:, None]).to(log_mel.dtype)

@@ -12,6 +12,7 @@ from torch import Tensor
 from seqae.audio.convert import VoiceConverter, add_parser
 from seqae.audio.features import log_mel
 from seqae.audio.matching import (
+    DEFAULT_SPREAD_WEIGHT,
     MelStatistics,
     active_frames,
     match_statistics,
@@ -72,7 +73,7 @@ def test_match_gives_the_target_statistics() -> None:
     ref = speech_like(90, seed=3, level=-3.0)
     target = mel_statistics(ref)
 
-    y = match_statistics(x, target, mode="mean_std")
+    y = match_statistics(x, target, mode="mean_std", spread_weight=1.0)
     mean, std = stats_of(y)
     torch.testing.assert_close(mean, target.mean, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(std, target.std, atol=1e-4, rtol=1e-4)
@@ -93,7 +94,7 @@ def test_pauses_are_carried_along_not_counted() -> None:
     speech = speech_like(60, seed=4)
     x = torch.cat([torch.full((80, 30), FLOOR), speech], dim=1)
     target = mel_statistics(speech_like(80, seed=5, level=-4.0))
-    y = match_statistics(x, target)
+    y = match_statistics(x, target, spread_weight=1.0)
     mean, std = stats_of(y[:, 30:])
     torch.testing.assert_close(mean, target.mean, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(std, target.std, atol=1e-4, rtol=1e-4)
@@ -103,11 +104,42 @@ def test_pauses_are_carried_along_not_counted() -> None:
 def test_std_ratio_is_bounded() -> None:
     x = speech_like(50, seed=6)
     flat = MelStatistics(mean=torch.zeros(80), std=torch.full((80,), 1e-6), frames=50)
-    y = match_statistics(x, flat, max_scale=4.0)
+    y = match_statistics(x, flat, max_scale=4.0, spread_weight=1.0)
     torch.testing.assert_close(stats_of(y)[1], stats_of(x)[1] / 4.0, atol=1e-4, rtol=1e-4)
     wide = MelStatistics(mean=torch.zeros(80), std=torch.full((80,), 1e3), frames=50)
-    y = match_statistics(x, wide, max_scale=2.0)
+    y = match_statistics(x, wide, max_scale=2.0, spread_weight=1.0)
     torch.testing.assert_close(stats_of(y)[1], stats_of(x)[1] * 2.0, atol=1e-4, rtol=1e-4)
+    # the bound applies to the ratio, before the spread weight
+    y = match_statistics(x, wide, max_scale=4.0, spread_weight=0.5)
+    torch.testing.assert_close(stats_of(y)[1], stats_of(x)[1] * 2.0, atol=1e-4, rtol=1e-4)
+
+
+def test_spread_weight_moves_the_spread_part_way_on_a_log_scale() -> None:
+    x = speech_like(70, seed=2, level=-1.0) * 1.3
+    target = mel_statistics(speech_like(90, seed=3, level=-3.0) * 0.6)
+    own = stats_of(x)[1]
+    assert DEFAULT_SPREAD_WEIGHT == 0.5
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = match_statistics(x, target, mode="mean_std", spread_weight=w)
+        mean, std = stats_of(y)
+        torch.testing.assert_close(mean, target.mean, atol=1e-4, rtol=1e-4)  # level: always
+        expected = own ** (1.0 - w) * target.std**w  # geometric interpolation of the spreads
+        torch.testing.assert_close(std, expected, atol=1e-4, rtol=1e-4)
+    # 0 is mean-only matching, and the default is half-way
+    torch.testing.assert_close(
+        match_statistics(x, target, spread_weight=0.0), match_statistics(x, target, mode="mean")
+    )
+    torch.testing.assert_close(
+        match_statistics(x, target), match_statistics(x, target, spread_weight=0.5)
+    )
+    # the weight only concerns the spread: mean-only matching ignores it
+    torch.testing.assert_close(
+        match_statistics(x, target, mode="mean", spread_weight=1.0),
+        match_statistics(x, target, mode="mean"),
+    )
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"spread_weight must be in \[0, 1\]"):
+            match_statistics(x, target, spread_weight=bad)
 
 
 def test_bad_arguments_are_named() -> None:
@@ -127,6 +159,8 @@ def test_bad_arguments_are_named() -> None:
         active_frames(x, floor_db=0.0)
     with pytest.raises(ValueError, match="unknown statistics matching mode"):
         VoiceConverter(tiny_adain(), device="cpu", match_stats="both")
+    with pytest.raises(ValueError, match=r"spread_weight must be in \[0, 1\], got 2.0"):
+        VoiceConverter(tiny_adain(), device="cpu", spread_weight=2.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,8 +169,9 @@ def test_bad_arguments_are_named() -> None:
 def test_converter_output_takes_the_references_statistics() -> None:
     model = tiny_adain()
     plain = VoiceConverter(model, device="cpu", chunk_seconds=4.0, match_stats="none")
-    matched = VoiceConverter(model, device="cpu", chunk_seconds=4.0)  # default mean_std
-    assert matched.match_stats == "mean_std"
+    matched = VoiceConverter(model, device="cpu", chunk_seconds=4.0, spread_weight=1.0)
+    half = VoiceConverter(model, device="cpu", chunk_seconds=4.0)  # default mean_std, weight 0.5
+    assert half.match_stats == "mean_std" and half.spread_weight == DEFAULT_SPREAD_WEIGHT
     src = harmonic(12.0)  # long: converted in chunks, matched once over the whole output
     refs = [harmonic(1.5, f0=210.0, am=3.0, seed=1), harmonic(1.2, f0=190.0, seed=2)]
     mel, ref_mels = matched.features(src), matched.reference_features(refs)
@@ -154,6 +189,12 @@ def test_converter_output_takes_the_references_statistics() -> None:
     torch.testing.assert_close(std, target.std, atol=1e-3, rtol=1e-3)
     # The untrained model's own output is far from those statistics: the step did the work.
     assert (mel_statistics(before).mean - target.mean).abs().max() > 1.0
+    # The default moves the spread half-way (geometric mean of the model's and the references').
+    own_std = stats_of(before[:, speech])[1]
+    mean, std = stats_of(raw(half.convert_mel(mel, ref_mels))[:, speech])
+    torch.testing.assert_close(mean, target.mean, atol=1e-3, rtol=1e-3)
+    ratio = (target.std.clamp_min(1e-3) / own_std.clamp_min(1e-3)).clamp(0.25, 4.0)
+    torch.testing.assert_close(std, own_std * ratio.sqrt(), atol=1e-3, rtol=1e-3)
 
     # Precomputed speaker and statistics give the same output; a speaker alone is refused.
     speaker, stats = matched.speaker_embedding(ref_mels), matched.reference_statistics(ref_mels)
@@ -176,3 +217,8 @@ def test_cli_match_stats_option() -> None:
     assert parser.parse_args([*base, "--match-stats", "none"]).match_stats == "none"
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--match-stats", "median"])
+    assert parser.parse_args(base).spread_weight == DEFAULT_SPREAD_WEIGHT
+    assert parser.parse_args([*base, "--spread-weight", "1"]).spread_weight == 1.0
+    for bad in ("1.5", "-1", "half"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*base, "--spread-weight", bad])

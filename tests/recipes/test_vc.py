@@ -74,7 +74,8 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
     assert "| unseen | ceiling |" in table and "Speaker probe" in table
     # WER per kind of source voice, for converted and floor, adding up to the group's pairs
     assert ev["exclude_related"] is True and "except voices of the target's own speaker" in table
-    assert ev["match_stats"] == "mean_std" and "log-mel statistics (mean_std)" in table
+    assert ev["match_stats"] == "mean_std" and ev["spread_weight"] == 0.5
+    assert "log-mel statistics (mean_std, spread weight 0.5)" in table
     for group in ("seen", "unseen"):
         by_kind = ev[group]["wer_by_source_kind"]
         assert set(by_kind) <= {"espeak-ng", "flite", "perturbed"}
@@ -154,6 +155,7 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("augment.speaker_warp=[0.9]", "augment.speaker_warp must be null or"),
         ("augment.speaker_warp_prob=1.5", "augment.speaker_warp_prob must be in"),
         ("eval.match_stats=median", "eval.match_stats must be one of"),
+        ("eval.spread_weight=2", r"eval.spread_weight must be a number in \[0, 1\]"),
         ("train.speaker_noise=-0.1", "train.speaker_noise must be >= 0"),
     ],
 )
