@@ -631,6 +631,33 @@ def _summary(out: Path, duration: float, seconds: float) -> str:
     return f"{out}: {duration:.2f} s of audio in {seconds:.2f} s (RTF {seconds / duration:.3f})"
 
 
+def converter_from_args(
+    args: argparse.Namespace, prog: str, **kwargs: Any
+) -> VoiceConverter | None:
+    """The converter that ``--model``, ``--match-stats``, ``--spread-weight`` and ``--vocoder``
+    ask for (``seqae convert`` and ``seqae vc-eval``); ``kwargs`` go to :class:`VoiceConverter`.
+
+    Returns None after printing to stderr which flag names a folder that cannot be loaded, and
+    why; the command then exits 2.
+    """
+    try:
+        converter = VoiceConverter.from_pretrained(
+            args.model, match_stats=args.match_stats, spread_weight=args.spread_weight, **kwargs
+        )
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
+        return None
+    if args.vocoder is not None:
+        from seqae.audio.neural_vocoder import load_vocoder
+
+        try:
+            converter.set_vocoder(load_vocoder(args.vocoder))
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: --vocoder {args.vocoder}: {exc}", file=sys.stderr)
+            return None
+    return converter
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     prog = "seqae convert"
     if args.manifest is None and (args.source is None or not args.target or args.out is None):
@@ -653,26 +680,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        vc = VoiceConverter.from_pretrained(
-            args.model,
-            device=args.device,
-            chunk_seconds=args.chunk_seconds,
-            overlap_seconds=args.overlap_seconds,
-            match_stats=args.match_stats,
-            spread_weight=args.spread_weight,
-        )
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
+    vc = converter_from_args(
+        args,
+        prog,
+        device=args.device,
+        chunk_seconds=args.chunk_seconds,
+        overlap_seconds=args.overlap_seconds,
+    )
+    if vc is None:
         return 2
-    if args.vocoder is not None:
-        from seqae.audio.neural_vocoder import load_vocoder
-
-        try:
-            vc.set_vocoder(load_vocoder(args.vocoder))
-        except (OSError, ValueError) as exc:
-            print(f"{prog}: --vocoder {args.vocoder}: {exc}", file=sys.stderr)
-            return 2
 
     if args.manifest is None:
         try:

@@ -617,24 +617,12 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from seqae.audio.convert import VoiceConverter
-    from seqae.audio.neural_vocoder import load_vocoder
+    from seqae.audio.convert import converter_from_args
     from seqae.training import atomic_write_json, atomic_write_text
 
-    prog = "seqae vc-eval"
-    try:
-        converter = VoiceConverter.from_pretrained(
-            args.model, match_stats=args.match_stats, spread_weight=args.spread_weight
-        )
-    except (OSError, ValueError) as exc:
-        print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
+    converter = converter_from_args(args, "seqae vc-eval")
+    if converter is None:
         return 2
-    if args.vocoder is not None:
-        try:
-            converter.set_vocoder(load_vocoder(args.vocoder))
-        except (OSError, ValueError) as exc:
-            print(f"{prog}: --vocoder {args.vocoder}: {exc}", file=sys.stderr)
-            return 2
     corpus = SpeechCorpus(args.corpus)
     result = evaluate_conversion(
         converter,
