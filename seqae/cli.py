@@ -99,7 +99,11 @@ def load_recipe(path: Path) -> ModuleType:
 
 
 def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[str] = ()) -> Any:
-    """Load a recipe and its config, apply ``key=value`` overrides, and call ``main(cfg)``."""
+    """Load a recipe and its config, apply ``key=value`` overrides, and call ``main(cfg)``.
+
+    Under torchrun the process group the recipe started is destroyed when it returns (after
+    a barrier) or raises, so every rank exits cleanly.
+    """
     from seqae.config import ConfigError, apply_overrides, load_config, parse_overrides
 
     script = find_recipe(recipe)
@@ -108,7 +112,16 @@ def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[st
         cfg = apply_overrides(load_config(cfg_path), parse_overrides(list(overrides)))
     except ConfigError as exc:
         raise SystemExit(f"seqae: {exc}") from None
-    return load_recipe(script).main(cfg)
+    from seqae.training.distributed import cleanup
+
+    main = load_recipe(script).main
+    try:
+        result = main(cfg)
+    except BaseException:
+        cleanup()
+        raise
+    cleanup(wait=True)
+    return result
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

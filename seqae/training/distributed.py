@@ -10,7 +10,7 @@ A recipe does::
         for batch in loader:
             ...
         val = all_reduce_mean(val_loss, ctx)
-    cleanup()
+    cleanup(wait=True)
 
 Started with ``torchrun --nproc_per_node=N recipe.py`` the same script trains with DDP: one
 process per device, each on its own shard of the data; gradients are averaged by DDP. Only rank
@@ -475,7 +475,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def cleanup() -> None:
-    """Destroy the process group if one was started (safe to call in a single process)."""
+def cleanup(*, wait: bool = False) -> None:
+    """Destroy the process group if one was started (safe to call in a single process).
+
+    A process that exits with its gloo/NCCL group still alive can abort in the C++ runtime
+    ("terminate called without an active exception") while the group's threads are torn
+    down, which torchrun reports as a failed job even though training finished. Every run
+    therefore ends here; :func:`seqae.cli.run_recipe` does it for every recipe.
+
+    Args:
+        wait: Meet the other ranks at a barrier first, so no rank destroys the group while
+            another still has a collective in flight. Only for a normal finish: after an
+            error the other ranks may never arrive.
+    """
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            barrier()
         dist.destroy_process_group()

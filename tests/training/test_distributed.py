@@ -192,3 +192,28 @@ def test_single_process_recipes_refuse_torchrun(recipe: str, monkeypatch, tmp_pa
     with pytest.raises(RuntimeError, match=f"{recipe} runs in a single process"):
         run_recipe(recipe, config=f"{recipe}_tiny", overrides=[f"output_dir={tmp_path}"])
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_run_recipe_destroys_the_process_group(tmp_path: Path) -> None:
+    """A rank that exits with its gloo group alive can abort in C++ teardown, failing the job."""
+    import torch.distributed as dist
+
+    from seqae.cli import run_recipe
+
+    script = tmp_path / "grouped.py"
+    script.write_text(
+        "import torch.distributed as dist\n"
+        "def main(cfg):\n"
+        "    store = dist.FileStore(cfg['store'], 1)\n"
+        "    dist.init_process_group('gloo', store=store, rank=0, world_size=1)\n"
+        "    return dist.is_initialized()\n"
+    )
+    config = tmp_path / "grouped.yaml"
+    config.write_text(f"store: {tmp_path / 'store'}\n")
+    assert not dist.is_initialized()
+    try:
+        assert run_recipe(str(script), config=str(config)) is True
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
