@@ -32,7 +32,9 @@ Stages:
    resemblyzer speaker similarity, pocketsphinx WER and MCD-DTW, beside Griffin-Lim resynthesis
    of the target (ceiling) and the unconverted source (floor); and a speaker probe on content
    codes and speaker embeddings. ``eval.vocoder`` names a vocoder trained with
-   ``seqae run vocoder`` to use instead of Griffin-Lim.
+   ``seqae run vocoder`` to use instead of Griffin-Lim. ``eval.n_references`` may list several
+   reference counts (the full config: ``[1, 2]``): each converts the same sources, and each
+   count after the first is compared with it pair for pair.
 
 Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``seqae convert --model``), tb/,
 figures/ (mels of source, reference and conversion; 2-D projections of speaker embeddings and
@@ -135,6 +137,7 @@ def validate(cfg: dict[str, Any]) -> None:
             f"eval.match_stats must be one of {', '.join(MATCH_MODES)}, "
             f"got {cfg['eval']['match_stats']!r}"
         )
+    reference_counts(cfg["eval"])  # raises on a bad eval.n_references
     weight = cfg["eval"]["spread_weight"]
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
         raise ValueError(f"eval.spread_weight must be a number in [0, 1], got {weight!r}")
@@ -506,9 +509,36 @@ def mel_figure(example: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def reference_counts(e: dict[str, Any]) -> list[int]:
+    """``eval.n_references`` (a count, or a list of counts) as a list of distinct counts >= 1."""
+    value = e["n_references"]
+    counts = value if isinstance(value, list) else [value]
+    if (
+        not counts
+        or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in counts)
+        or len(set(counts)) != len(counts)
+    ):
+        raise ValueError(
+            "eval.n_references must be a count >= 1 or a list of distinct counts (e.g. [1, 2]), "
+            f"got {value!r}"
+        )
+    return counts
+
+
 def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Score the trained model: one evaluation per reference count, on the same conversions.
+
+    The first count's evaluation is ``metrics["eval"]`` (with the probe, samples and figure).
+    Each further count converts the same sources (:func:`seqae.audio.evaluate.make_pairs`) and
+    is compared with the first pair for pair; all of them go to ``eval_by_references``.
+    """
     from seqae.audio.convert import VoiceConverter
-    from seqae.audio.evaluate import evaluate_conversion, format_table
+    from seqae.audio.evaluate import (
+        compare_evaluations,
+        evaluate_conversion,
+        format_comparison,
+        format_table,
+    )
     from seqae.audio.neural_vocoder import load_vocoder
 
     e = cfg["eval"]
@@ -522,25 +552,45 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
     embedding_figure(model, corpus, cfg, run_dir / "figures" / "embeddings.png")
     metrics: dict[str, Any] = {"train": summary}
     if e["enabled"]:
-        result = evaluate_conversion(
-            converter,
-            corpus,
-            seen_targets=e["seen_targets"],
-            unseen_targets=e["unseen_targets"],
-            pairs_per_target=e["pairs_per_target"],
-            n_references=e["n_references"],
-            seed=cfg["seed"],
-            samples_dir=run_dir / "samples",
-            probe=e["probe"],
-            cache_dir=cache_dir(cfg["data"]),
-            source_kinds=e["source_kinds"],
-            exclude_related=e["exclude_related"],
-        )
-        metrics["eval"] = result["summary"]
-        atomic_write_text(run_dir / "eval_table.md", format_table(result["summary"]) + "\n")
-        atomic_write_json(run_dir / "eval_pairs.json", result["pairs"])  # every scored output
-        mel_figure(result["example"], run_dir / "figures" / "conversion_mels.png")
-        print(format_table(result["summary"]))
+        counts = reference_counts(e)
+        tables, rows, by_count = [], [], {}
+        for i, count in enumerate(counts):
+            result = evaluate_conversion(
+                converter,
+                corpus,
+                seen_targets=e["seen_targets"],
+                unseen_targets=e["unseen_targets"],
+                pairs_per_target=e["pairs_per_target"],
+                n_references=count,
+                seed=cfg["seed"],
+                samples_dir=run_dir / "samples" if i == 0 else None,
+                probe=e["probe"] and i == 0,
+                cache_dir=cache_dir(cfg["data"]),
+                source_kinds=e["source_kinds"],
+                exclude_related=e["exclude_related"],
+            )
+            by_count[str(count)] = result["summary"]
+            tables.append(format_table(result["summary"]))
+            rows += [r | {"n_references": count} for r in result["pairs"]]
+            if i == 0:
+                first_rows = result["pairs"]
+                metrics["eval"] = result["summary"]
+                mel_figure(result["example"], run_dir / "figures" / "conversion_mels.png")
+            else:
+                comparison = compare_evaluations(
+                    first_rows, result["pairs"], seed=cfg["seed"], same_references=False
+                )
+                by_count[str(count)]["against_first"] = comparison
+                tables.append(
+                    format_comparison(
+                        comparison, f"{counts[0]} reference(s)", f"{count} reference(s)"
+                    )
+                )
+            print(tables[-1] if i == 0 else "\n\n".join(tables[-2:]))
+        if len(counts) > 1:
+            metrics["eval_by_references"] = by_count
+        atomic_write_text(run_dir / "eval_table.md", "\n\n".join(tables) + "\n")
+        atomic_write_json(run_dir / "eval_pairs.json", rows)  # every scored output
     write_metrics_json(run_dir / "metrics.json", metrics)
     return metrics
 

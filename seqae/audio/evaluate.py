@@ -98,6 +98,8 @@ def make_pairs(
     """Conversion pairs: source utterance, target references (other sentences), parallel ref.
 
     ``exclude[target]`` names speakers never used as a source for ``target`` (besides itself).
+    For a given seed the sources, sentences and first references are the same whatever
+    ``n_references`` is; more references only add to them.
     """
     index = _index(corpus)
     rng = random.Random(seed)
@@ -118,7 +120,13 @@ def make_pairs(
                 continue
             src = rng.choice(cands)
             others = [s for s in target_sents if s != sent]
-            refs = rng.sample(others, n_references)
+            refs = rng.sample(others, 1)
+            if n_references > 1:
+                # Further references come from a stream of their own, so the pairs (source,
+                # sentence, first reference) do not depend on how many references there are:
+                # evaluations with 1 and with 2 references are paired.
+                extra = random.Random(f"{seed}:{target}:{k}")
+                refs += extra.sample([s for s in others if s != refs[0]], n_references - 1)
             pairs.append(
                 {
                     "target": target,
@@ -441,7 +449,10 @@ def format_table(summary: dict[str, Any]) -> str:
 # Comparing two evaluations pair for pair (``seqae vc-compare``)
 # --------------------------------------------------------------------------------------------
 
-_PAIR_FIELDS = ("group", "system", "target", "source", "sentence", "references")
+# what makes a conversion (its source utterance, for a target) and what makes a pair (with
+# the references it was given)
+_CONVERSION_FIELDS = ("group", "system", "target", "source", "sentence")
+_PAIR_FIELDS = (*_CONVERSION_FIELDS, "references")
 
 
 def load_eval_pairs(path: str | Path) -> list[dict[str, Any]]:
@@ -480,12 +491,14 @@ def load_eval_pairs(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _keyed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+def _keyed(
+    rows: Sequence[Mapping[str, Any]], fields: Sequence[str] = _PAIR_FIELDS
+) -> dict[tuple[Any, ...], Mapping[str, Any]]:
     # the same pair can be drawn twice; its k-th draw matches the other run's k-th draw
     seen: dict[tuple[Any, ...], int] = {}
     out = {}
     for r in rows:
-        key = tuple(tuple(r[f]) if isinstance(r[f], list) else r[f] for f in _PAIR_FIELDS)
+        key = tuple(tuple(r[f]) if isinstance(r[f], list) else r[f] for f in fields)
         k = seen[key] = seen.get(key, -1) + 1
         out[(*key, k)] = r
     return out
@@ -498,6 +511,7 @@ def compare_evaluations(
     system: str = "converted",
     n_boot: int = 2000,
     seed: int = 0,
+    same_references: bool = True,
 ) -> dict[str, Any]:
     """Compare two evaluations on the conversion pairs they share (B against A).
 
@@ -507,6 +521,10 @@ def compare_evaluations(
     share closer to it as means of per-pair differences with their standard errors. This
     resolves differences that two separate tables cannot: on 120 pairs each WER is uncertain by
     about 0.02, the paired difference by about half that.
+
+    With ``same_references=False`` a pair is matched by group, target, source and sentence
+    alone, which compares one conversion made with different references: evaluations with 1
+    and with 2 references and the same seed convert the same sources (:func:`make_pairs`).
 
     Returns:
         ``{group: {"n", "wer_a", "wer_b", "wer_diff", "wer_diff_se", "wer_diff_low",
@@ -520,8 +538,9 @@ def compare_evaluations(
     """
     from seqae.metrics.speech import corpus_wer, paired_wer_difference
 
-    a = {k: r for k, r in _keyed(rows_a).items() if r["system"] == system}
-    b = {k: r for k, r in _keyed(rows_b).items() if r["system"] == system}
+    fields = _PAIR_FIELDS if same_references else _CONVERSION_FIELDS
+    a = {k: r for k, r in _keyed(rows_a, fields).items() if r["system"] == system}
+    b = {k: r for k, r in _keyed(rows_b, fields).items() if r["system"] == system}
     shared = [k for k in a if k in b]
     if not shared:
         raise ValueError(
@@ -589,7 +608,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         rows_a, rows_b = load_eval_pairs(args.a), load_eval_pairs(args.b)
         result = compare_evaluations(
-            rows_a, rows_b, system=args.system, n_boot=args.n_boot, seed=args.seed
+            rows_a,
+            rows_b,
+            system=args.system,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            same_references=not args.any_references,
         )
     except (SpeechDataError, ValueError) as e:
         print(f"seqae vc-compare: {e}", file=sys.stderr)
@@ -609,6 +633,12 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("a", help="baseline: eval.json, eval_pairs.json or a folder holding one")
     p.add_argument("b", help="candidate, evaluated on the same pairs (same --pairs and --seed)")
     p.add_argument("--system", default="converted", choices=SYSTEMS)
+    p.add_argument(
+        "--any-references",
+        action="store_true",
+        help="match pairs by target, source and sentence only, to compare one conversion made "
+        "with other references (e.g. vc-eval --references 1 against --references 2, same seed)",
+    )
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--out", default=None, help="also write the comparison here as JSON")

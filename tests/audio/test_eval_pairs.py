@@ -81,6 +81,29 @@ def test_pairs_never_convert_from_an_excluded_voice(tmp_path) -> None:
         assert p["source"].sentence_id not in {r.sentence_id for r in p["references"]}
 
 
+def test_more_references_keep_the_same_pairs(tmp_path) -> None:
+    """Evaluations with 1 and 2 references convert the same sources, so they can be paired."""
+    corpus = _corpus(tmp_path)
+    kwargs = dict(
+        sources=[s for s in corpus.speakers_with_role("train") if s not in ("kal16", "slt")],
+        sentences=["004", "005", "006"],
+        pairs_per_target=40,
+        seed=3,
+    )
+    one = make_pairs(corpus, ["kal16", "slt"], n_references=1, **kwargs)
+    two = make_pairs(corpus, ["kal16", "slt"], n_references=2, **kwargs)
+    assert len(one) == len(two) == 80
+    assert len({p["source"].speaker for p in one}) > 1  # the source draw has a choice to make
+    for a, b in zip(one, two, strict=True):
+        assert (a["target"], a["source"], a["parallel"]) == (b["target"], b["source"], b["parallel"])
+        assert len(a["references"]) == 1 and len(b["references"]) == 2
+        assert b["references"][0] == a["references"][0]
+        assert len({r.sentence_id for r in b["references"]}) == 2
+        assert b["source"].sentence_id not in {r.sentence_id for r in b["references"]}
+    again = make_pairs(corpus, ["kal16", "slt"], n_references=2, **kwargs)
+    assert [p["references"] for p in again] == [p["references"] for p in two]
+
+
 def test_recorded_speaker_joins_one_persons_voices_across_engines() -> None:
     assert recorded_speaker("flite", "kal16") == recorded_speaker("festival", "kal_diphone")
     assert recorded_speaker("flite", "kal") == recorded_speaker("flite", "kal16")

@@ -148,3 +148,22 @@ def test_format_table_shows_the_wer_standard_error() -> None:
     assert "| 0.250 ± 0.031 |" in format_table(summary)
     # summaries written before the standard error existed still format
     assert "| 0.250 |" in format_table({"seen": {"converted": row}})
+
+
+def test_compare_one_conversion_made_with_other_references(tmp_path, two_runs, capsys) -> None:
+    a, b_one = two_runs
+    # B converted the same sources with two references each
+    b = [r | {"references": [*r["references"], "kal16_099"]} for r in b_one]
+    with pytest.raises(ValueError, match="share no 'converted' pair"):
+        compare_evaluations(a, b)
+    res = compare_evaluations(a, b, same_references=False, n_boot=1000)
+    assert res["seen"]["n"] == 60 and res["unmatched"] == [0, 0]
+    assert res["seen"]["sim_target_diff"] == pytest.approx(0.02)
+    expect = compare_evaluations(a, b_one)
+    assert res["seen"]["wer_diff"] == pytest.approx(expect["seen"]["wer_diff"])
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    args = ["vc-compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    assert main(args) == 2
+    assert main([*args, "--any-references"]) == 0
+    assert "| seen | 60 |" in capsys.readouterr().out

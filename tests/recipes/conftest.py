@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny embedded speech corpus (6 voices, 12 sentences), built once for the session by
+    """The tiny embedded speech corpus (6 voices, 17 sentences), built once for the session by
     the speech recipes' tests (vc, vocoder). Needs espeak-ng and flite: every test that uses it
     is skipped when they are missing."""
     from seqae.audio.corpus import build_speech_corpus

@@ -89,6 +89,34 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
     ]
 
 
+def test_each_reference_count_converts_the_same_sources(tiny_run: tuple[Path, dict]) -> None:
+    """vc_tiny evaluates with 1 and with 2 references; the second is compared pair for pair."""
+    out, metrics = tiny_run
+    by_count = metrics["eval_by_references"]
+    assert set(by_count) == {"1", "2"}
+    assert by_count["1"] == metrics["eval"] and metrics["eval"]["n_references"] == 1
+    assert by_count["2"]["n_references"] == 2 and "probe" not in by_count["2"]
+    rows = json.loads((out / "eval_pairs.json").read_text())
+
+    def conversions(count: int) -> list[tuple]:
+        return [
+            (r["target"], r["source"], r["sentence"], r["references"][0])
+            for r in rows
+            if r["n_references"] == count and r["system"] == "converted"
+        ]
+
+    assert conversions(1) == conversions(2) and len(conversions(1)) == 8
+    assert {len(r["references"]) for r in rows if r["n_references"] == 2} == {2}
+    against = by_count["2"]["against_first"]
+    for group in ("seen", "unseen"):
+        assert against[group]["n"] == 4
+        assert against[group]["wer_a"] == pytest.approx(metrics["eval"][group]["converted"]["wer"])
+        assert against[group]["wer_b"] == pytest.approx(by_count["2"][group]["converted"]["wer"])
+    table = (out / "eval_table.md").read_text()
+    assert "One-shot conversion, 2 reference(s)" in table
+    assert "(A: 1 reference(s); B: 2 reference(s))" in table
+
+
 def test_trained_model_converts_a_file(tiny_run: tuple[Path, dict], corpus: Path, tmp_path) -> None:
     out, _ = tiny_run
     model = load_vc_model(out / "model")
@@ -156,6 +184,9 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("augment.speaker_warp_prob=1.5", "augment.speaker_warp_prob must be in"),
         ("eval.match_stats=median", "eval.match_stats must be one of"),
         ("eval.spread_weight=2", r"eval.spread_weight must be a number in \[0, 1\]"),
+        ("eval.n_references=[0]", "eval.n_references must be a count >= 1 or a list"),
+        ("eval.n_references=[1,1]", "eval.n_references must be a count >= 1 or a list"),
+        ("eval.n_references=[]", "eval.n_references must be a count >= 1 or a list"),
         ("train.speaker_noise=-0.1", "train.speaker_noise must be >= 0"),
     ],
 )
