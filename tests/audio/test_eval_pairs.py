@@ -95,7 +95,11 @@ def test_more_references_keep_the_same_pairs(tmp_path) -> None:
     assert len(one) == len(two) == 80
     assert len({p["source"].speaker for p in one}) > 1  # the source draw has a choice to make
     for a, b in zip(one, two, strict=True):
-        assert (a["target"], a["source"], a["parallel"]) == (b["target"], b["source"], b["parallel"])
+        assert (a["target"], a["source"], a["parallel"]) == (
+            b["target"],
+            b["source"],
+            b["parallel"],
+        )
         assert len(a["references"]) == 1 and len(b["references"]) == 2
         assert b["references"][0] == a["references"][0]
         assert len({r.sentence_id for r in b["references"]}) == 2
