@@ -607,6 +607,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     try:
         rows_a, rows_b = load_eval_pairs(args.a), load_eval_pairs(args.b)
+        if args.references is not None:
+            # a recipe's eval_pairs.json holds one evaluation per eval.n_references count
+            rows_a, rows_b = (
+                [r for r in rows if len(r["references"]) == args.references]
+                for rows in (rows_a, rows_b)
+            )
         result = compare_evaluations(
             rows_a,
             rows_b,
@@ -638,6 +644,14 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="match pairs by target, source and sentence only, to compare one conversion made "
         "with other references (e.g. vc-eval --references 1 against --references 2, same seed)",
+    )
+    p.add_argument(
+        "--references",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compare only conversions made with N references (a recipe evaluated with "
+        "eval.n_references [1, 2] holds both)",
     )
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")

@@ -167,3 +167,19 @@ def test_compare_one_conversion_made_with_other_references(tmp_path, two_runs, c
     assert main(args) == 2
     assert main([*args, "--any-references"]) == 0
     assert "| seen | 60 |" in capsys.readouterr().out
+
+
+def test_vc_compare_picks_one_reference_count(tmp_path, two_runs, capsys) -> None:
+    """A recipe's eval_pairs.json holds an evaluation per reference count; --references picks."""
+    a, b = two_runs
+    two = [r | {"references": [*r["references"], "kal16_099"]} for r in a]
+    (tmp_path / "a.json").write_text(json.dumps(a + two))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = tmp_path / "cmp.json"
+    args = ["vc-compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out)]
+    assert main([*args, "--references", "1"]) == 0
+    assert "| seen | 60 |" in capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert saved["seen"]["wer_diff"] == pytest.approx(compare_evaluations(a, b)["seen"]["wer_diff"])
+    assert main([*args, "--references", "2"]) == 2  # B has no 2-reference conversions
+    assert "share no 'converted' pair" in capsys.readouterr().err
