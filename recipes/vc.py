@@ -1,6 +1,6 @@
 """One-shot voice conversion with a speaker/content disentangled autoencoder.
 
-    seqae run vc                         # the full config: builds the corpus, ~40 min on 2 CPU cores
+    seqae run vc                         # the full config: builds the corpus, trains ~48 min, evaluates ~12 min on 2 CPU cores
     seqae run vc --config vc_gpu         # a larger model for one GPU
     seqae run vc --config vc_tiny        # seconds; what the tests run
     seqae run vc model.name=vq_vc        # VQ content codes instead of AdaIN-VC's Gaussian ones
