@@ -485,8 +485,9 @@ def cleanup(*, wait: bool = False) -> None:
 
     Args:
         wait: Meet the other ranks at a barrier first, so no rank destroys the group while
-            another still has a collective in flight. Only for a normal finish: after an
-            error the other ranks may never arrive.
+            another still has a collective in flight. Only for a normal finish, and only when
+            the other ranks will arrive within the process group's timeout: after an error
+            they may never arrive.
     """
     if dist.is_available() and dist.is_initialized():
         if wait:
