@@ -65,6 +65,7 @@ from seqae.audio.matching import MATCH_MODES  # noqa: E402
 from seqae.config import save_config  # noqa: E402
 from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
+    PRECISIONS,
     CheckpointManager,
     MetricLogger,
     atomic_write_json,
@@ -74,6 +75,7 @@ from seqae.training import (  # noqa: E402
     cleanup,
     init_distributed,
     progress,
+    resolve_precision,
     seed_everything,
     wrap_model,
     write_metrics_json,
@@ -118,6 +120,10 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
         raise ValueError("train.max_minutes must be positive or null")
+    if t["precision"] not in PRECISIONS:
+        raise ValueError(
+            f"train.precision must be one of {', '.join(PRECISIONS)}, got {t['precision']!r}"
+        )
     aug = cfg["augment"]
     for key in ("content_warp", "speaker_warp"):
         if aug[key] is None:
@@ -365,12 +371,14 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     ddp = wrap_model(step_module, ctx)
     ddp.train()
 
+    precision = resolve_precision(t["precision"], ctx.device)
     if ctx.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(
             f"{RECIPE}: {cfg['model']['name']} ({n_params / 1e6:.2f} M parameters), "
             f"{len(speakers)} training speakers, {len(train_utts)} utterances, "
-            f"{t['steps']} steps of {t['batch_size']} x {d['segment_frames']} frames"
+            f"{t['steps']} steps of {t['batch_size']} x {d['segment_frames']} frames, "
+            f"{precision} on {ctx.device.type}"
         )
     budget = None if t["max_minutes"] is None else 60 * t["max_minutes"]
     started = time.perf_counter() - train_seconds
@@ -381,7 +389,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         x, lengths = b["x"].to(ctx.device), b["lengths"].to(ctx.device)
         ref, ref_lengths = b["ref"].to(ctx.device), b["ref_lengths"].to(ctx.device)
         x_in, x, ref = augment(x, ref, step, ctx.rank)
-        with autocast_context(ctx.device):
+        with autocast_context(ctx.device, precision=precision):
             recon, content, _ = ddp(x_in, lengths, ref, ref_lengths)
         rec = masked_l1(recon.float(), x, lengths)
         bottleneck, weight = bottleneck_term(model, content, t, step)
@@ -442,6 +450,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         "steps": step,
         "train_seconds": train_seconds,
         "stopped_by_time_budget": stopped_early,
+        "precision": precision,
         "train_speakers": len(speakers),
         "train_utterances": len(train_utts),
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -530,15 +539,12 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
 
     The first count's evaluation is ``metrics["eval"]`` (with the probe, samples and figure).
     Each further count converts the same sources (:func:`seqae.audio.evaluate.make_pairs`) and
-    is compared with the first pair for pair; all of them go to ``eval_by_references``.
+    is compared with the first pair for pair; all of them go to ``eval_by_references``. The
+    ceiling and floor are scored once for all counts
+    (:func:`seqae.audio.evaluate.evaluate_reference_counts`).
     """
     from seqae.audio.convert import VoiceConverter
-    from seqae.audio.evaluate import (
-        compare_evaluations,
-        evaluate_conversion,
-        format_comparison,
-        format_table,
-    )
+    from seqae.audio.evaluate import evaluate_reference_counts, report_reference_counts
     from seqae.audio.neural_vocoder import load_vocoder
 
     e = cfg["eval"]
@@ -553,44 +559,29 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
     metrics: dict[str, Any] = {"train": summary}
     if e["enabled"]:
         counts = reference_counts(e)
-        tables, rows, by_count = [], [], {}
-        for i, count in enumerate(counts):
-            result = evaluate_conversion(
-                converter,
-                corpus,
-                seen_targets=e["seen_targets"],
-                unseen_targets=e["unseen_targets"],
-                pairs_per_target=e["pairs_per_target"],
-                n_references=count,
-                seed=cfg["seed"],
-                samples_dir=run_dir / "samples" if i == 0 else None,
-                probe=e["probe"] and i == 0,
-                cache_dir=cache_dir(cfg["data"]),
-                source_kinds=e["source_kinds"],
-                exclude_related=e["exclude_related"],
-            )
-            by_count[str(count)] = result["summary"]
-            tables.append(format_table(result["summary"]))
-            rows += [r | {"n_references": count} for r in result["pairs"]]
-            if i == 0:
-                first_rows = result["pairs"]
-                metrics["eval"] = result["summary"]
-                mel_figure(result["example"], run_dir / "figures" / "conversion_mels.png")
-            else:
-                comparison = compare_evaluations(
-                    first_rows, result["pairs"], seed=cfg["seed"], same_references=False
-                )
-                by_count[str(count)]["against_first"] = comparison
-                tables.append(
-                    format_comparison(
-                        comparison, f"{counts[0]} reference(s)", f"{count} reference(s)"
-                    )
-                )
-            print(tables[-1] if i == 0 else "\n\n".join(tables[-2:]))
+        results = evaluate_reference_counts(
+            converter,
+            corpus,
+            counts=counts,
+            seen_targets=e["seen_targets"],
+            unseen_targets=e["unseen_targets"],
+            pairs_per_target=e["pairs_per_target"],
+            seed=cfg["seed"],
+            samples_dir=run_dir / "samples",
+            probe=e["probe"],
+            cache_dir=cache_dir(cfg["data"]),
+            source_kinds=e["source_kinds"],
+            exclude_related=e["exclude_related"],
+        )
+        report = report_reference_counts(results, seed=cfg["seed"])
+        tables = report["tables"]
+        print("\n\n".join(tables))
+        metrics["eval"] = report["by_count"][str(counts[0])]
+        mel_figure(results[counts[0]]["example"], run_dir / "figures" / "conversion_mels.png")
         if len(counts) > 1:
-            metrics["eval_by_references"] = by_count
+            metrics["eval_by_references"] = report["by_count"]
         atomic_write_text(run_dir / "eval_table.md", "\n\n".join(tables) + "\n")
-        atomic_write_json(run_dir / "eval_pairs.json", rows)  # every scored output
+        atomic_write_json(run_dir / "eval_pairs.json", report["rows"])  # every scored output
     write_metrics_json(run_dir / "metrics.json", metrics)
     return metrics
 

@@ -28,7 +28,7 @@ from seqae.audio.dataset import (
     load_features,
     scan_speakers,
 )
-from seqae.audio.evaluate import evaluate_conversion, format_table
+from seqae.audio.evaluate import evaluate_conversion, evaluate_reference_counts, format_table
 from seqae.audio.features import (
     FeatureConfig,
     FeatureMismatchError,
@@ -62,6 +62,7 @@ __all__ = [
     "VoiceConverter",
     "build_speech_corpus",
     "evaluate_conversion",
+    "evaluate_reference_counts",
     "format_table",
     "load_vc_model",
     "AudioFileError",

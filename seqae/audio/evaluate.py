@@ -42,6 +42,8 @@ from seqae.audio.io import load_audio, save_audio
 
 __all__ = [
     "evaluate_conversion",
+    "evaluate_reference_counts",
+    "report_reference_counts",
     "format_table",
     "speaker_probe_features",
     "load_eval_pairs",
@@ -202,16 +204,69 @@ def evaluate_conversion(
     Returns:
         ``{"summary": {...}, "pairs": [per-pair rows], "example": {mels for a figure}}``.
     """
+    by_count = evaluate_reference_counts(
+        converter,
+        corpus,
+        counts=[n_references],
+        seen_targets=seen_targets,
+        unseen_targets=unseen_targets,
+        pairs_per_target=pairs_per_target,
+        seed=seed,
+        samples_dir=samples_dir,
+        n_samples=n_samples,
+        probe=probe,
+        cache_dir=cache_dir,
+        progress=progress,
+        source_kinds=source_kinds,
+        exclude_related=exclude_related,
+    )
+    return by_count[n_references]
+
+
+@torch.no_grad()
+def evaluate_reference_counts(
+    converter: Any,
+    corpus: SpeechCorpus,
+    *,
+    counts: Sequence[int],
+    seen_targets: Sequence[str],
+    unseen_targets: Sequence[str],
+    pairs_per_target: int = 20,
+    seed: int = 0,
+    samples_dir: str | Path | None = None,
+    n_samples: int = 4,
+    probe: bool = True,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    source_kinds: Sequence[str] | None = None,
+    exclude_related: bool = True,
+) -> dict[int, dict[str, Any]]:
+    """:func:`evaluate_conversion` with each of several reference counts, on the same pairs.
+
+    For a given seed, :func:`make_pairs` draws the same sources, sentences and first references
+    whatever the count, so the counts differ only in the references the model is given. The
+    ceiling and the floor do not depend on the references (only their similarity to them does),
+    so each is synthesised, transcribed and scored once per pair, not once per count. The probe,
+    the samples and the figure's example come with the first count.
+
+    Returns:
+        ``{count: {"summary", "pairs", "example"}}``, in the order of ``counts``; each is what
+        :func:`evaluate_conversion` returns for that count.
+
+    Raises:
+        ValueError: ``counts`` is empty, repeats a count, or holds one below 1.
+    """
     from seqae.metrics.speech import (
         SpeakerEmbedder,
         Transcriber,
-        corpus_wer,
-        corpus_wer_bootstrap,
         mel_cepstral_distortion,
         speaker_probe,
     )
     from seqae.training import progress as progress_bar
 
+    counts = list(counts)
+    if not counts or len(set(counts)) != len(counts) or any(int(c) < 1 for c in counts):
+        raise ValueError(f"counts must be distinct reference counts >= 1, got {counts!r}")
     missing = [s for s in (*seen_targets, *unseen_targets) if s not in corpus.speakers]
     if missing:
         raise SpeechDataError(
@@ -247,96 +302,138 @@ def evaluate_conversion(
             emb_cache[u.path] = embedder.embed(wav(u))
         return emb_cache[u.path]
 
-    rows: list[dict[str, Any]] = []
+    def scored(out: torch.Tensor, parallel: Utterance) -> dict[str, Any]:
+        """What a system's output is scored with, whatever the references."""
+        return {
+            "embedding": embedder.embed(out),
+            "hypothesis": transcriber.transcribe(out),
+            "mcd": float(mel_cepstral_distortion(wav(parallel), out, sample_rate=sr)),
+        }
+
+    rows: dict[int, list[dict[str, Any]]] = {c: [] for c in counts}
     example: dict[str, Any] = {}
     groups = {"seen": list(seen_targets), "unseen": list(unseen_targets)}
     for group, targets in groups.items():
         if not targets:
             continue
-        pairs = make_pairs(
-            corpus,
-            targets,
-            sources=sources,
-            sentences=sentences,
-            pairs_per_target=pairs_per_target,
-            n_references=n_references,
-            seed=seed + (0 if group == "seen" else 1),
-            exclude={t: related_voices(corpus, t) for t in targets} if exclude_related else None,
-        )
-        for k, p in enumerate(progress_bar(pairs, desc=f"vc-eval {group}", enabled=progress)):
-            src, par, refs = p["source"], p["parallel"], p["references"]
-            ref_emb = np.mean([emb(r) for r in refs], axis=0)
-            ref_emb = ref_emb / np.linalg.norm(ref_emb)
-            src_emb = emb(src)
+        pair_sets = [
+            make_pairs(
+                corpus,
+                targets,
+                sources=sources,
+                sentences=sentences,
+                pairs_per_target=pairs_per_target,
+                n_references=count,
+                seed=seed + (0 if group == "seen" else 1),
+                exclude={t: related_voices(corpus, t) for t in targets}
+                if exclude_related
+                else None,
+            )
+            for count in counts
+        ]
+        aligned = list(zip(*pair_sets, strict=True))
+        for k, same in enumerate(progress_bar(aligned, desc=f"vc-eval {group}", enabled=progress)):
+            src, par = same[0]["source"], same[0]["parallel"]
+            if any(p["source"] != src or p["parallel"] != par for p in same):
+                raise RuntimeError("make_pairs drew different sources for different counts")
             with torch.inference_mode():
                 ceiling = converter.vocoder(log_mel(wav(par), converter.feature_config).to(dev))
-            outputs = {
-                "converted": converter.convert_wav(wav(src), [wav(r) for r in refs]),
-                "ceiling": ceiling.float().cpu(),
-                "floor": wav(src),
+            if src.path not in text_cache:
+                text_cache[src.path] = transcriber.transcribe(wav(src))
+            shared = {
+                "ceiling": scored(ceiling.float().cpu(), par),
+                "floor": {
+                    "embedding": emb(src),
+                    "hypothesis": text_cache[src.path],
+                    "mcd": float(mel_cepstral_distortion(wav(par), wav(src), sample_rate=sr)),
+                },
             }
-            text = src.text or ""
-            for system, out in outputs.items():
-                e = emb(src) if system == "floor" else embedder.embed(out)
-                if system == "floor" and src.path in text_cache:
-                    hyp = text_cache[src.path]
-                else:
-                    hyp = transcriber.transcribe(out)
-                    if system == "floor":
-                        text_cache[src.path] = hyp
-                sim_t = float(np.dot(e, ref_emb))
-                sim_s = float(np.dot(e, src_emb))
-                rows.append(
-                    {
-                        "group": group,
-                        "system": system,
-                        "target": p["target"],
-                        "source": src.speaker,
-                        "source_kind": corpus.source(src.speaker),
-                        "sentence": src.sentence_id,
-                        "references": [r.utt_id for r in refs],
-                        "sim_target": sim_t,
-                        "sim_source": sim_s,
-                        "closer": sim_t > sim_s,
-                        "reference_text": text,
-                        "hypothesis": hyp,
-                        "mcd": float(mel_cepstral_distortion(wav(par), out, sample_rate=sr)),
+            for i, (count, p) in enumerate(zip(counts, same, strict=True)):
+                refs = p["references"]
+                ref_emb = np.mean([emb(r) for r in refs], axis=0)
+                ref_emb = ref_emb / np.linalg.norm(ref_emb)
+                converted = converter.convert_wav(wav(src), [wav(r) for r in refs])
+                systems = {"converted": scored(converted, par), **shared}
+                for system in SYSTEMS:
+                    s = systems[system]
+                    sim_t = float(np.dot(s["embedding"], ref_emb))
+                    sim_s = float(np.dot(s["embedding"], emb(src)))
+                    rows[count].append(
+                        {
+                            "group": group,
+                            "system": system,
+                            "target": p["target"],
+                            "source": src.speaker,
+                            "source_kind": corpus.source(src.speaker),
+                            "sentence": src.sentence_id,
+                            "references": [r.utt_id for r in refs],
+                            "sim_target": sim_t,
+                            "sim_source": sim_s,
+                            "closer": sim_t > sim_s,
+                            "reference_text": src.text or "",
+                            "hypothesis": s["hypothesis"],
+                            "mcd": s["mcd"],
+                        }
+                    )
+                if i > 0:
+                    continue
+                if samples_dir is not None and k < n_samples:
+                    stem = f"{group}_{k:02d}_{src.utt_id}_to_{p['target']}"
+                    d = Path(samples_dir)
+                    save_audio(d / f"{stem}.converted.wav", converted, sr)
+                    save_audio(d / f"{stem}.source.wav", wav(src), sr)
+                    save_audio(d / f"{stem}.reference.wav", wav(refs[0]), sr)
+                if not example and group == "seen":
+                    example = {
+                        "source": log_mel(wav(src), converter.feature_config).numpy(),
+                        "source_name": src.utt_id,
+                        "reference": log_mel(wav(refs[0]), converter.feature_config).numpy(),
+                        "reference_name": refs[0].utt_id,
+                        "converted": log_mel(converted, converter.feature_config).numpy(),
+                        "converted_name": f"{src.utt_id} in the voice of {p['target']}",
                     }
-                )
-            if samples_dir is not None and k < n_samples:
-                stem = f"{group}_{k:02d}_{src.utt_id}_to_{p['target']}"
-                d = Path(samples_dir)
-                save_audio(d / f"{stem}.converted.wav", outputs["converted"], sr)
-                save_audio(d / f"{stem}.source.wav", wav(src), sr)
-                save_audio(d / f"{stem}.reference.wav", wav(refs[0]), sr)
-            if not example and group == "seen":
-                example = {
-                    "source": log_mel(wav(src), converter.feature_config).numpy(),
-                    "source_name": src.utt_id,
-                    "reference": log_mel(wav(refs[0]), converter.feature_config).numpy(),
-                    "reference_name": refs[0].utt_id,
-                    "converted": log_mel(outputs["converted"], converter.feature_config).numpy(),
-                    "converted_name": f"{src.utt_id} in the voice of {p['target']}",
-                }
 
-    summary: dict[str, Any] = {
-        "n_references": n_references,
+    settings = {
         "pairs_per_target": pairs_per_target,
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
         "exclude_related": exclude_related,
         "match_stats": getattr(converter, "match_stats", "none"),
         "spread_weight": getattr(converter, "spread_weight", None),
     }
+    results = {}
+    for count in counts:
+        summary = {"n_references": count, **settings}
+        summary |= _summarize(rows[count], groups, seed=seed)
+        results[count] = {"summary": summary, "pairs": rows[count], "example": example}
+    if probe:
+        utts = corpus.select(role="train", split="test")
+        mels = load_features(utts, converter.feature_config, cache_dir=cache_dir)
+        content, speaker = speaker_probe_features(converter.model, utts, mels)
+        labels = [u.speaker for u in utts]
+        sentence_groups = [u.sentence_id for u in utts]
+        results[counts[0]]["summary"]["probe"] = {
+            "content": speaker_probe(content, labels, sentence_groups, seed=seed),
+            "speaker_embedding": speaker_probe(speaker, labels, sentence_groups, seed=seed),
+        }
+    return results
 
-    def wer_of(sel: list[dict[str, Any]]) -> float:
+
+def _summarize(
+    rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]], *, seed: int
+) -> dict[str, Any]:
+    """Per group and system: mean similarities, share closer, WER with its interval, MCD."""
+    from seqae.metrics.speech import corpus_wer, corpus_wer_bootstrap
+
+    def wer_of(sel: list[Mapping[str, Any]]) -> float:
         return float(corpus_wer([r["reference_text"] for r in sel], [r["hypothesis"] for r in sel]))
 
-    def wer_with_interval(sel: list[dict[str, Any]]) -> dict[str, Any]:
+    def wer_with_interval(sel: list[Mapping[str, Any]]) -> dict[str, Any]:
         iv = corpus_wer_bootstrap(
             [r["reference_text"] for r in sel], [r["hypothesis"] for r in sel], seed=seed
         )
         return {"wer": iv.wer, "wer_se": iv.se, "wer_low": iv.low, "wer_high": iv.high}
 
+    summary: dict[str, Any] = {}
     for group in groups:
         for system in SYSTEMS:
             sel = [r for r in rows if r["group"] == group and r["system"] == system]
@@ -372,17 +469,39 @@ def evaluate_conversion(
                 }
                 by_kind[kind]["n"] = sum(r["system"] == "converted" for r in of_kind)
             summary[group]["wer_by_source_kind"] = by_kind
-    if probe:
-        utts = corpus.select(role="train", split="test")
-        mels = load_features(utts, converter.feature_config, cache_dir=cache_dir)
-        content, speaker = speaker_probe_features(converter.model, utts, mels)
-        labels = [u.speaker for u in utts]
-        groups_ = [u.sentence_id for u in utts]
-        summary["probe"] = {
-            "content": speaker_probe(content, labels, groups_, seed=seed),
-            "speaker_embedding": speaker_probe(speaker, labels, groups_, seed=seed),
-        }
-    return {"summary": summary, "pairs": rows, "example": example}
+    return summary
+
+
+def report_reference_counts(
+    results: Mapping[int, Mapping[str, Any]], *, seed: int = 0
+) -> dict[str, Any]:
+    """Tables, rows and summaries of :func:`evaluate_reference_counts`' result.
+
+    Each count after the first is compared with the first on the same conversions
+    (:func:`compare_evaluations` with ``same_references=False``); the comparison goes into that
+    count's summary as ``against_first`` and into the tables.
+
+    Returns:
+        ``{"tables": [markdown], "rows": [every row, with its n_references],
+        "by_count": {"1": summary, ...}}``.
+    """
+    counts = list(results)
+    first = results[counts[0]]["pairs"]
+    tables, rows, by_count = [], [], {}
+    for i, count in enumerate(counts):
+        summary = dict(results[count]["summary"])
+        tables.append(format_table(summary))
+        rows += [r | {"n_references": count} for r in results[count]["pairs"]]
+        if i > 0:
+            comparison = compare_evaluations(
+                first, results[count]["pairs"], seed=seed, same_references=False
+            )
+            summary["against_first"] = comparison
+            tables.append(
+                format_comparison(comparison, f"{counts[0]} reference(s)", f"{count} reference(s)")
+            )
+        by_count[str(count)] = summary
+    return {"tables": tables, "rows": rows, "by_count": by_count}
 
 
 def _wer_cell(r: Mapping[str, Any]) -> str:
@@ -664,17 +783,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import converter_from_args
     from seqae.training import atomic_write_json, atomic_write_text
 
+    counts = list(args.references)
+    if len(set(counts)) != len(counts) or min(counts) < 1:
+        print(
+            f"seqae vc-eval: --references must be distinct counts >= 1, got {counts}",
+            file=sys.stderr,
+        )
+        return 2
     converter = converter_from_args(args, "seqae vc-eval")
     if converter is None:
         return 2
     corpus = SpeechCorpus(args.corpus)
-    result = evaluate_conversion(
+    results = evaluate_reference_counts(
         converter,
         corpus,
+        counts=counts,
         seen_targets=args.seen,
         unseen_targets=args.unseen,
         pairs_per_target=args.pairs,
-        n_references=args.references,
         seed=args.seed,
         samples_dir=Path(args.out) / "samples" if args.out else None,
         probe=not args.no_probe,
@@ -683,14 +809,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         source_kinds=args.source_kinds,
         exclude_related=not args.include_related_sources,
     )
-    table = format_table(result["summary"])
+    report = report_reference_counts(results, seed=args.seed)
+    table = "\n\n".join(report["tables"])
     print(table)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            out / "eval.json", {"summary": result["summary"], "pairs": result["pairs"]}
-        )
+        data: dict[str, Any] = {"summary": results[counts[0]]["summary"]}
+        if len(counts) > 1:
+            data["by_references"] = report["by_count"]
+            data["pairs"] = report["rows"]
+        else:
+            data["pairs"] = results[counts[0]]["pairs"]
+        atomic_write_json(out / "eval.json", data)
         atomic_write_text(out / "eval_table.md", table + "\n")
     return 0
 
@@ -708,7 +839,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seen", nargs="*", default=["flite_kal16", "flite_slt"])
     p.add_argument("--unseen", nargs="*", default=["flite_awb", "flite_rms"])
     p.add_argument("--pairs", type=int, default=20, help="conversions per target voice")
-    p.add_argument("--references", type=int, default=1, help="reference utterances per conversion")
+    p.add_argument(
+        "--references",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="reference utterances per conversion; several counts (e.g. 1 2) are evaluated on "
+        "the same conversions and compared",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-probe", action="store_true", help="skip the speaker probe")
     p.add_argument(

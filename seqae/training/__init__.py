@@ -42,11 +42,14 @@ from seqae.training.distributed import (
 from seqae.training.early_stopping import EarlyStopping
 from seqae.training.logging import MetricLogger, progress, to_python_number, write_metrics_json
 from seqae.training.runtime import (
+    PRECISIONS,
     NonFiniteLossError,
     autocast_context,
     capture_rng_state,
     check_finite,
+    cpu_has_native_bf16,
     get_device,
+    resolve_precision,
     restore_rng_state,
     seed_everything,
 )
@@ -56,6 +59,9 @@ __all__ = [
     "seed_everything",
     "get_device",
     "autocast_context",
+    "PRECISIONS",
+    "cpu_has_native_bf16",
+    "resolve_precision",
     "capture_rng_state",
     "restore_rng_state",
     "check_finite",

@@ -161,6 +161,31 @@ def test_other_model_variants_train(name: str, corpus: Path, tmp_path: Path) -> 
     assert load_vc_model(tmp_path / name / "model").model_type == name
 
 
+def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
+    # the same seed and batches in float32 and in bf16 autocast: bf16 rounding must show in the
+    # weights (so the setting reaches the training step), and stay a rounding, not a divergence
+    runs, val = {}, {}
+    for precision in ("fp32", "bf16"):
+        metrics = _run(
+            tmp_path / precision,
+            corpus,
+            f"train.precision={precision}",
+            "eval.enabled=false",
+            "train.steps=4",
+        )
+        assert metrics["train"]["precision"] == precision
+        runs[precision] = load_vc_model(tmp_path / precision / "model").state_dict()
+        val[precision] = metrics["train"]["final_val_rec"]
+    diffs = [
+        (runs["bf16"][k] - runs["fp32"][k]).abs().max().item()
+        for k in runs["fp32"]
+        if runs["fp32"][k].is_floating_point()
+    ]
+    assert all(torch.isfinite(v).all() for v in runs["bf16"].values())
+    assert max(diffs) > 1e-6
+    assert val["bf16"] == pytest.approx(val["fp32"], rel=0.05)
+
+
 def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
     metrics = _run(
         tmp_path / "adv", corpus, "adversary.weight=0.1", "eval.enabled=false", "train.steps=4"
@@ -188,6 +213,7 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("eval.n_references=[1,1]", "eval.n_references must be a count >= 1 or a list"),
         ("eval.n_references=[]", "eval.n_references must be a count >= 1 or a list"),
         ("train.speaker_noise=-0.1", "train.speaker_noise must be >= 0"),
+        ("train.precision=fp16", "train.precision must be one of auto, fp32, bf16"),
     ],
 )
 def test_bad_settings_are_refused_before_training(
@@ -238,6 +264,64 @@ def test_evaluation_can_restrict_the_sources(tiny_run: tuple[Path, dict], corpus
             unseen_targets=[],
             source_kinds=["opera"],
         )
+
+
+def test_several_reference_counts_score_as_separate_evaluations(
+    tiny_run: tuple[Path, dict], corpus: Path
+) -> None:
+    # one pass over the pairs with counts [1, 2] must give, row for row, what two separate
+    # evaluations give; the ceiling and floor are only scored once in it
+    from seqae.audio.dataset import SpeechCorpus
+    from seqae.audio.evaluate import evaluate_conversion, evaluate_reference_counts
+
+    out, _ = tiny_run
+    converter = VoiceConverter.from_pretrained(out / "model")
+    speech = SpeechCorpus(corpus)
+    kwargs = {
+        "seen_targets": ["flite_kal16"],
+        "unseen_targets": ["flite_awb"],
+        "pairs_per_target": 2,
+        "seed": 3,
+    }
+    both = evaluate_reference_counts(converter, speech, counts=[1, 2], probe=True, **kwargs)
+    assert list(both) == [1, 2]
+    for count in (1, 2):
+        alone = evaluate_conversion(
+            converter, speech, n_references=count, probe=count == 1, **kwargs
+        )
+        assert len(both[count]["pairs"]) == len(alone["pairs"]) == 12
+        assert both[count]["pairs"] == alone["pairs"]
+        assert both[count]["summary"] == alone["summary"]
+    assert "probe" in both[1]["summary"] and "probe" not in both[2]["summary"]
+    for bad in ([], [1, 1], [0, 1]):
+        with pytest.raises(ValueError, match="counts must be distinct reference counts"):
+            evaluate_reference_counts(converter, speech, counts=bad, **kwargs)
+
+
+def test_vc_eval_with_two_reference_counts(
+    tiny_run: tuple[Path, dict], corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from seqae.cli import main
+
+    out, _ = tiny_run
+    args = ["vc-eval", "--model", str(out / "model"), "--corpus", str(corpus), "--no-probe"]
+    args += ["--seen", "flite_kal16", "--unseen", "flite_awb", "--pairs", "2"]
+    assert main([*args, "--references", "1", "2", "--out", str(tmp_path / "ev")]) == 0
+    data = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert set(data["by_references"]) == {"1", "2"}
+    assert data["summary"] == data["by_references"]["1"]
+    against = data["by_references"]["2"]["against_first"]
+    assert against["seen"]["n"] == 2 and against["unseen"]["n"] == 2
+    counts = [(r["n_references"], len(r["references"])) for r in data["pairs"]]
+    assert sorted(set(counts)) == [(1, 1), (2, 2)] and len(counts) == 24
+    table = (tmp_path / "ev" / "eval_table.md").read_text()
+    assert "1 reference(s)" in table and "2 reference(s)" in table
+    # each count's rows are read back alone by vc-compare --references
+    assert (
+        main(["vc-compare", str(tmp_path / "ev"), str(tmp_path / "ev"), "--references", "2"]) == 0
+    )
+    assert main([*args, "--references", "1", "1"]) == 2
+    assert "--references must be distinct counts >= 1" in capsys.readouterr().err
 
 
 def test_speaker_noise_perturbs_training_embeddings_only() -> None:

@@ -15,7 +15,9 @@ from seqae.training import (
     autocast_context,
     capture_rng_state,
     check_finite,
+    cpu_has_native_bf16,
     get_device,
+    resolve_precision,
     restore_rng_state,
     seed_everything,
 )
@@ -84,6 +86,77 @@ def test_autocast_is_a_noop_on_cpu() -> None:
     with ctx:
         out = torch.ones(2, 2) @ torch.ones(2, 2)
     assert out.dtype == torch.float32
+
+
+def test_precision_bf16_autocasts_on_cpu_and_fp32_does_not() -> None:
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+    with autocast_context("cpu", precision="bf16"):
+        out = a @ b
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), a @ b, rtol=2e-2, atol=2e-2)
+    with autocast_context("cpu", precision="fp32"):
+        assert (a @ b).dtype == torch.float32
+    with autocast_context("cpu", precision="bf16", enabled=False):
+        assert (a @ b).dtype == torch.float32
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import seqae.training.runtime as runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16"
+    with autocast_context("cpu", precision="auto"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+    with autocast_context("cpu", precision="auto"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    assert resolve_precision("auto", "cuda") == "bf16"
+    assert resolve_precision("fp32", "cuda") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown precision 'fp16'.*auto, fp32, bf16"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="unknown precision"):
+        autocast_context("cpu", precision="half")
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("fpu sse2 avx2 amx_bf16 amx_tile", True),
+        ("fpu sse2 avx2 avx512f avx512bw", False),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, flags: str, native: bool
+) -> None:
+    import builtins
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n")
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert cpu_has_native_bf16() is native
+
+
+def test_native_bf16_is_false_where_cpuinfo_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+
+    def no_file(*args, **kwargs):
+        raise FileNotFoundError("/proc/cpuinfo")
+
+    monkeypatch.setattr(builtins, "open", no_file)
+    assert cpu_has_native_bf16() is False
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
