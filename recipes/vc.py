@@ -1,6 +1,6 @@
 """One-shot voice conversion with a speaker/content disentangled autoencoder.
 
-    seqae run vc                         # the full config: builds the corpus, trains ~48 min, evaluates ~12 min on 2 CPU cores
+    seqae run vc                         # the full config: builds the corpus, trains 48-63 min, evaluates 12-25 min on 2 CPU cores
     seqae run vc --config vc_gpu         # a larger model for one GPU
     seqae run vc --config vc_tiny        # seconds; what the tests run
     seqae run vc model.name=vq_vc        # VQ content codes instead of AdaIN-VC's Gaussian ones
@@ -520,18 +520,16 @@ def mel_figure(example: dict[str, Any], path: Path) -> None:
 
 def reference_counts(e: dict[str, Any]) -> list[int]:
     """``eval.n_references`` (a count, or a list of counts) as a list of distinct counts >= 1."""
+    from seqae.audio.evaluate import check_reference_counts
+
     value = e["n_references"]
-    counts = value if isinstance(value, list) else [value]
-    if (
-        not counts
-        or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in counts)
-        or len(set(counts)) != len(counts)
-    ):
+    try:
+        return check_reference_counts(value if isinstance(value, list) else [value])
+    except ValueError:
         raise ValueError(
             "eval.n_references must be a count >= 1 or a list of distinct counts (e.g. [1, 2]), "
             f"got {value!r}"
-        )
-    return counts
+        ) from None
 
 
 def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from seqae.audio.io import load_audio, save_audio
 __all__ = [
     "evaluate_conversion",
     "evaluate_reference_counts",
+    "check_reference_counts",
     "report_reference_counts",
     "format_table",
     "speaker_probe_features",
@@ -223,6 +224,22 @@ def evaluate_conversion(
     return by_count[n_references]
 
 
+def check_reference_counts(counts: Sequence[int]) -> list[int]:
+    """``counts`` as a list, if it is a non-empty list of distinct integer counts >= 1.
+
+    Raises:
+        ValueError: Empty, a repeated count, a count below 1, or one that is not an integer.
+    """
+    counts = list(counts)
+    if (
+        not counts
+        or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in counts)
+        or len(set(counts)) != len(counts)
+    ):
+        raise ValueError(f"counts must be distinct reference counts >= 1, got {counts!r}")
+    return counts
+
+
 @torch.no_grad()
 def evaluate_reference_counts(
     converter: Any,
@@ -264,9 +281,7 @@ def evaluate_reference_counts(
     )
     from seqae.training import progress as progress_bar
 
-    counts = list(counts)
-    if not counts or len(set(counts)) != len(counts) or any(int(c) < 1 for c in counts):
-        raise ValueError(f"counts must be distinct reference counts >= 1, got {counts!r}")
+    counts = check_reference_counts(counts)
     missing = [s for s in (*seen_targets, *unseen_targets) if s not in corpus.speakers]
     if missing:
         raise SpeechDataError(
@@ -316,6 +331,7 @@ def evaluate_reference_counts(
     for group, targets in groups.items():
         if not targets:
             continue
+        exclude = {t: related_voices(corpus, t) for t in targets} if exclude_related else None
         pair_sets = [
             make_pairs(
                 corpus,
@@ -325,9 +341,7 @@ def evaluate_reference_counts(
                 pairs_per_target=pairs_per_target,
                 n_references=count,
                 seed=seed + (0 if group == "seen" else 1),
-                exclude={t: related_voices(corpus, t) for t in targets}
-                if exclude_related
-                else None,
+                exclude=exclude,
             )
             for count in counts
         ]
@@ -783,10 +797,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import converter_from_args
     from seqae.training import atomic_write_json, atomic_write_text
 
-    counts = list(args.references)
-    if len(set(counts)) != len(counts) or min(counts) < 1:
+    try:
+        counts = check_reference_counts(args.references)
+    except ValueError:
         print(
-            f"seqae vc-eval: --references must be distinct counts >= 1, got {counts}",
+            f"seqae vc-eval: --references must be distinct counts >= 1, got {args.references}",
             file=sys.stderr,
         )
         return 2

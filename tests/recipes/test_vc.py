@@ -293,7 +293,7 @@ def test_several_reference_counts_score_as_separate_evaluations(
         assert both[count]["pairs"] == alone["pairs"]
         assert both[count]["summary"] == alone["summary"]
     assert "probe" in both[1]["summary"] and "probe" not in both[2]["summary"]
-    for bad in ([], [1, 1], [0, 1]):
+    for bad in ([], [1, 1], [0, 1], [1.5], [True]):
         with pytest.raises(ValueError, match="counts must be distinct reference counts"):
             evaluate_reference_counts(converter, speech, counts=bad, **kwargs)
 
