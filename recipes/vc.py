@@ -65,13 +65,13 @@ from seqae.audio.matching import MATCH_MODES  # noqa: E402
 from seqae.config import save_config  # noqa: E402
 from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
-    PRECISIONS,
     CheckpointManager,
     MetricLogger,
     atomic_write_json,
     atomic_write_text,
     autocast_context,
     check_finite,
+    check_precision,
     cleanup,
     init_distributed,
     progress,
@@ -120,10 +120,7 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
         raise ValueError("train.max_minutes must be positive or null")
-    if t["precision"] not in PRECISIONS:
-        raise ValueError(
-            f"train.precision must be one of {', '.join(PRECISIONS)}, got {t['precision']!r}"
-        )
+    check_precision(t["precision"], name="train.precision")
     aug = cfg["augment"]
     for key in ("content_warp", "speaker_warp"):
         if aug[key] is None:

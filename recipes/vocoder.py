@@ -54,10 +54,13 @@ from seqae.training import (  # noqa: E402
     MetricLogger,
     atomic_write_json,
     atomic_write_text,
+    autocast_context,
     check_finite,
+    check_precision,
     cleanup,
     init_distributed,
     progress,
+    resolve_precision,
     seed_everything,
     wrap_model,
     write_metrics_json,
@@ -89,6 +92,7 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
         raise ValueError("train.max_minutes must be positive or null")
+    check_precision(t["precision"], name="train.precision")
     if e["utterances_per_voice"] < 1:
         raise ValueError(
             f"eval.utterances_per_voice must be at least 1, got {e['utterances_per_voice']}"
@@ -157,13 +161,8 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     val_batch = WaveformBatcher(val_wavs, segment_samples=seg, seed=cfg["seed"] + 1).batch(
         step=-1, batch_size=t["val_batch"]
     )
-    loss_cfg = cfg["loss"]
-    loss_fn = VocoderLoss(
-        features,
-        resolutions=loss_cfg["resolutions"],
-        mel_weight=loss_cfg["mel_weight"],
-        stft_weight=loss_cfg["stft_weight"],
-    ).to(ctx.device)
+    # the loss section holds VocoderLoss's keywords: resolutions, mel_weight, stft_weight
+    loss_fn = VocoderLoss(features, **cfg["loss"]).to(ctx.device)
     vocoder.to(ctx.device)
     optimizer = torch.optim.AdamW(
         vocoder.parameters(), lr=t["lr"], betas=tuple(t["betas"]), weight_decay=t["weight_decay"]
@@ -190,13 +189,14 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         vocoder.normalizer.fit(log_mel(w, features) for w in train_wavs)
     ddp = wrap_model(vocoder, ctx)
     ddp.train()
+    precision = resolve_precision(t["precision"], ctx.device)
     if ctx.is_main:
         n_params = sum(p.numel() for p in vocoder.parameters())
         hours = sum(w.numel() for w in train_wavs) / features.sample_rate / 3600
         print(
             f"{RECIPE}: ISTFTVocoder ({n_params / 1e6:.2f} M parameters), {len(train_utts)} "
             f"utterances ({hours:.2f} h), {t['steps']} steps of {t['batch_size']} x "
-            f"{d['segment_frames']} frames"
+            f"{d['segment_frames']} frames, {precision} on {ctx.device.type}"
         )
     budget = None if t["max_minutes"] is None else 60 * t["max_minutes"]
     started = time.perf_counter() - train_seconds
@@ -205,7 +205,11 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     for _ in bar:
         wav = batcher.batch(step, t["batch_size"], rank=ctx.rank).to(ctx.device)
         mel = log_mel(wav, features)  # (B, n_mels, segment_frames + 1)
-        terms = loss_fn(ddp(mel), wav, mel)
+        # the network under autocast; its output (the vocoder returns float32 audio) and the
+        # loss's STFTs and mel projections stay float32
+        with autocast_context(ctx.device, precision=precision):
+            audio = ddp(mel)
+        terms = loss_fn(audio.float(), wav, mel)
         check_finite(terms, step=step, last_checkpoint=ckpt.latest_path)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -247,6 +251,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         "steps": step,
         "train_seconds": train_seconds,
         "stopped_by_time_budget": stopped_early,
+        "precision": precision,
         "train_utterances": len(train_utts),
         "parameters": sum(p.numel() for p in vocoder.parameters()),
         "final_val": validation_terms(vocoder, loss_fn, val_batch, ctx.device),

@@ -84,6 +84,27 @@ def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> N
         assert torch.allclose(p, q, atol=1e-6), name
 
 
+def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
+    # the same seed and crops in float32 and in bf16 autocast: the bf16 rounding must show in the
+    # weights (so the setting reaches the training step), and stay a rounding, not a divergence
+    weights, val = {}, {}
+    for precision in ("fp32", "bf16"):
+        metrics = _run(
+            tmp_path / precision, corpus, f"train.precision={precision}", "eval.enabled=false"
+        )
+        assert metrics["train"]["precision"] == precision
+        weights[precision] = load_vocoder(tmp_path / precision / "model").state_dict()
+        val[precision] = metrics["train"]["final_val"]["loss"]
+    diffs = [
+        (weights["bf16"][k] - weights["fp32"][k]).abs().max().item()
+        for k in weights["fp32"]
+        if weights["fp32"][k].is_floating_point()
+    ]
+    assert all(torch.isfinite(v).all() for v in weights["bf16"].values())
+    assert max(diffs) > 1e-6
+    assert val["bf16"] == pytest.approx(val["fp32"], rel=0.05)
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -91,6 +112,7 @@ def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> N
         ("train.lr=0", "train.lr must be positive"),
         ("train.warmup_steps=8", r"train.warmup_steps must be in \[0, steps\)"),
         ("eval.utterances_per_voice=0", "eval.utterances_per_voice must be at least 1"),
+        ("train.precision=fp16", "train.precision must be one of auto, fp32, bf16, got 'fp16'"),
     ],
 )
 def test_bad_settings_are_refused_before_training(

@@ -15,6 +15,7 @@ from seqae.training import (
     autocast_context,
     capture_rng_state,
     check_finite,
+    check_precision,
     cpu_has_native_bf16,
     get_device,
     resolve_precision,
@@ -117,10 +118,15 @@ def test_auto_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_unknown_precision_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown precision 'fp16'.*auto, fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got .fp16."):
         resolve_precision("fp16", "cpu")
-    with pytest.raises(ValueError, match="unknown precision"):
+    with pytest.raises(ValueError, match="precision must be one of"):
         autocast_context("cpu", precision="half")
+    # a config value: named by its key; only the exact strings pass (not True, None or "BF16")
+    assert check_precision("bf16", name="train.precision") == "bf16"
+    for bad in (True, None, "BF16", ["bf16"]):
+        with pytest.raises(ValueError, match=r"train.precision must be one of auto, fp32, bf16"):
+            check_precision(bad, name="train.precision")
 
 
 @pytest.mark.parametrize(
