@@ -5,13 +5,15 @@ Run by hand (never by the tests):
     python benchmarks/bench_train_step.py                    # the vc recipe's model, 2 threads
     python benchmarks/bench_train_step.py --config vc_gpu    # the vc GPU config's model
     python benchmarks/bench_train_step.py --config vocoder   # the vocoder recipe's ISTFTVocoder
+    python benchmarks/bench_train_step.py --model autovc     # another vc variant (vq_vc, autovc)
     python benchmarks/bench_train_step.py --device cuda      # when a GPU is present
 
 One step is what the recipe does per batch, on random inputs of the config's shape (the data
 pipeline is not timed):
 
 - ``vc`` configs: content from a log-mel crop, speaker from a reference crop, decode, masked L1
-  + weighted KL, backward, gradient clipping, AdamW;
+  + weighted KL (AutoVC: + the content-code loss, a second encoder pass on the reconstruction),
+  backward, gradient clipping, AdamW;
 - ``vocoder`` configs: log-mel of a waveform crop, the vocoder's waveform, its multi-resolution
   STFT + log-mel loss in float32, backward, gradient clipping, AdamW.
 
@@ -47,12 +49,14 @@ CONFIGS = Path(__file__).resolve().parent.parent / "recipes" / "configs"
 LossFn = Callable[[dict[str, torch.Tensor], str], torch.Tensor]
 
 
-def vc_task(cfg: dict, device: torch.device, seed: int) -> tuple[torch.nn.Module, list, LossFn]:
-    """The vc recipe's model, random log-mel batches, and its training loss."""
-    name = cfg["model"]["name"]
+def vc_task(
+    cfg: dict, device: torch.device, seed: int, name: str | None = None
+) -> tuple[torch.nn.Module, list, LossFn]:
+    """The vc recipe's model (``model.name``, or ``name``), random log-mel batches, its loss."""
+    name = name or cfg["model"]["name"]
     model = models.VC_MODELS[name].from_config(dict(cfg["model"][name] or {})).to(device)
     b, t = cfg["train"]["batch_size"], cfg["data"]["segment_frames"]
-    kl_weight = cfg["train"]["kl_weight"]
+    kl_weight, code_weight = cfg["train"]["kl_weight"], cfg["train"]["autovc_code_weight"]
 
     def batch(i: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(seed + i)
@@ -74,7 +78,12 @@ def vc_task(cfg: dict, device: torch.device, seed: int) -> tuple[torch.nn.Module
             recon = model.decode(content.z, speaker, length=x.shape[-1])
         mask = (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None])[:, None]
         rec = ((recon.float() - x).abs() * mask).sum() / (mask.sum() * x.shape[1])
-        return rec + kl_weight * content.loss.float().mean()
+        loss = rec + kl_weight * content.loss.float().mean()
+        if name == "autovc" and code_weight > 0:  # the recipe's content-code loss
+            with autocast_context(x.device, precision=precision):
+                code = model.encode_content(recon, lengths).z
+            loss = loss + code_weight * (code.float() - content.z.detach().float()).abs().mean()
+        return loss
 
     return model, [batch(i) for i in range(4)], loss_of
 
@@ -107,6 +116,9 @@ def vocoder_task(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="vc", help="a vc or vocoder recipe config name")
+    p.add_argument(
+        "--model", default=None, help="vc configs: the variant (adain_vc, vq_vc, autovc)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=10, help="steps per timed repeat")
@@ -119,7 +131,14 @@ def main() -> None:
     torch.manual_seed(args.seed)
     cfg = load_config(CONFIGS / f"{args.config}.yaml")
     is_vocoder = "loss" in cfg  # the vocoder recipe's configs have a loss section, vc's do not
-    model, batches, loss_of = (vocoder_task if is_vocoder else vc_task)(cfg, device, args.seed)
+    if is_vocoder:
+        if args.model is not None:
+            p.error("--model chooses a vc variant; the vocoder configs have one model")
+        model, batches, loss_of = vocoder_task(cfg, device, args.seed)
+    else:
+        if args.model is not None and args.model not in models.VC_MODELS:
+            p.error(f"--model must be one of {', '.join(models.VC_MODELS)}, got {args.model!r}")
+        model, batches, loss_of = vc_task(cfg, device, args.seed, args.model)
     t = cfg["train"]
     optimizer = torch.optim.AdamW(
         model.parameters(),
@@ -161,7 +180,7 @@ def main() -> None:
             rates[precision].append(run(precision, args.steps, r))
 
     n_params = sum(q.numel() for q in model.parameters())
-    name = "ISTFTVocoder" if is_vocoder else cfg["model"]["name"]
+    name = "ISTFTVocoder" if is_vocoder else args.model or cfg["model"]["name"]
     print(
         f"model: {name} from {args.config}.yaml ({n_params / 1e6:.2f} M), batch "
         f"{t['batch_size']} x {cfg['data']['segment_frames']} frames, device {device}, "

@@ -394,8 +394,9 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         loss = rec + weight * bottleneck
         if model.model_type == "autovc" and t["autovc_code_weight"] > 0:
             # AutoVC's content-code loss: the reconstruction must encode to the same code
-            code = model.encode_content(recon, lengths).z
-            terms["code"] = (code - content.z.detach()).abs().mean()
+            with autocast_context(ctx.device, precision=precision):
+                code = model.encode_content(recon, lengths).z
+            terms["code"] = (code.float() - content.z.detach().float()).abs().mean()
             loss = loss + t["autovc_code_weight"] * terms["code"]
         if adversary is not None:
             cls_loss, enc_loss = adversary.loss(
