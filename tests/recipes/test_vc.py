@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seqae.audio.convert import VoiceConverter
-from seqae.audio.models import load_vc_model
+from seqae.audio.models import AutoVC, load_vc_model
 from seqae.cli import run_recipe
 from seqae.training import CheckpointManager
 
@@ -184,6 +184,32 @@ def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
     assert all(torch.isfinite(v).all() for v in runs["bf16"].values())
     assert max(diffs) > 1e-6
     assert val["bf16"] == pytest.approx(val["fp32"], rel=0.05)
+
+
+def test_autovc_code_loss_pass_runs_in_the_training_precision(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AutoVC encodes its reconstruction a second time for the content-code loss; under bf16
+    # that pass must be autocast like the first (in float32 it was the slowest part of a step)
+    calls: list[bool] = []
+    encode = AutoVC.encode_content
+
+    def spy(self: AutoVC, *args, **kwargs):
+        if self.training:
+            calls.append(torch.is_autocast_enabled("cpu"))
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoVC, "encode_content", spy)
+    _run(
+        tmp_path / "autovc",
+        corpus,
+        "model.name=autovc",
+        "train.precision=bf16",
+        "eval.enabled=false",
+        "train.steps=3",
+    )
+    assert len(calls) == 6  # three steps, each the model's pass and the code-loss pass
+    assert all(calls)
 
 
 def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
