@@ -12,6 +12,7 @@ from seqae.audio.convert import VoiceConverter
 from seqae.audio.models import AutoVC, load_vc_model
 from seqae.cli import run_recipe
 from seqae.training import CheckpointManager
+from tests.recipes.precision_checks import assert_bf16_is_a_rounding
 
 TINY = "vc_tiny"
 
@@ -176,14 +177,7 @@ def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
         assert metrics["train"]["precision"] == precision
         runs[precision] = load_vc_model(tmp_path / precision / "model").state_dict()
         val[precision] = metrics["train"]["final_val_rec"]
-    diffs = [
-        (runs["bf16"][k] - runs["fp32"][k]).abs().max().item()
-        for k in runs["fp32"]
-        if runs["fp32"][k].is_floating_point()
-    ]
-    assert all(torch.isfinite(v).all() for v in runs["bf16"].values())
-    assert max(diffs) > 1e-6
-    assert val["bf16"] == pytest.approx(val["fp32"], rel=0.05)
+    assert_bf16_is_a_rounding(runs, val)
 
 
 def test_autovc_code_loss_pass_runs_in_the_training_precision(

@@ -13,6 +13,7 @@ import torch
 from seqae.audio.neural_vocoder import ISTFTVocoder, load_vocoder
 from seqae.cli import run_recipe
 from seqae.training import CheckpointManager
+from tests.recipes.precision_checks import assert_bf16_is_a_rounding
 
 TINY = "vocoder_tiny"
 
@@ -95,14 +96,7 @@ def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
         assert metrics["train"]["precision"] == precision
         weights[precision] = load_vocoder(tmp_path / precision / "model").state_dict()
         val[precision] = metrics["train"]["final_val"]["loss"]
-    diffs = [
-        (weights["bf16"][k] - weights["fp32"][k]).abs().max().item()
-        for k in weights["fp32"]
-        if weights["fp32"][k].is_floating_point()
-    ]
-    assert all(torch.isfinite(v).all() for v in weights["bf16"].values())
-    assert max(diffs) > 1e-6
-    assert val["bf16"] == pytest.approx(val["fp32"], rel=0.05)
+    assert_bf16_is_a_rounding(weights, val)
 
 
 @pytest.mark.parametrize(
