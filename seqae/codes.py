@@ -835,7 +835,7 @@ def write_codes(
     The file appears complete or not at all (written to a temporary file, then renamed).
     Arguments as in :func:`encode_codes`.
     """
-    from seqae.training.checkpoint import atomic_write_bytes
+    from seqae.files import atomic_write_bytes
 
     data = encode_codes(codes, codebook_size=codebook_size, model_hash=model_hash, coding=coding)
     atomic_write_bytes(path, data)
@@ -1162,7 +1162,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     from seqae.core import Autoencoder
-    from seqae.training.checkpoint import atomic_write_bytes
+    from seqae.files import atomic_write_bytes
 
     model = Autoencoder.from_pretrained(args.model)
     try:

@@ -237,7 +237,7 @@ def save_config(
 
     Writes unconditionally; guard with ``if ctx.is_main`` under torchrun.
     """
-    from seqae.training.checkpoint import atomic_write_text
+    from seqae.files import atomic_write_text
 
     try:
         body = yaml.safe_dump(dict(cfg), sort_keys=False, allow_unicode=True)

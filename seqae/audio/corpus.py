@@ -58,7 +58,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from seqae.audio.io import PEAK_TARGET, prepare_waveform, save_audio
-from seqae.training.checkpoint import atomic_write_json, atomic_write_text
+from seqae.files import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from seqae.audio.dataset import SpeechCorpus

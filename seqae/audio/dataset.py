@@ -237,7 +237,7 @@ def load_features(
     """
     from safetensors import SafetensorError, safe_open
 
-    from seqae.training.checkpoint import save_safetensors_atomic
+    from seqae.files import save_safetensors_atomic
 
     config = config or FeatureConfig()
     by_speaker: dict[str, list[int]] = {}

@@ -736,7 +736,7 @@ def format_comparison(result: Mapping[str, Any], name_a: str = "A", name_b: str 
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from seqae.training import atomic_write_json
+    from seqae.files import atomic_write_json
 
     try:
         rows_a, rows_b = load_eval_pairs(args.a), load_eval_pairs(args.b)
@@ -795,7 +795,7 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import converter_from_args
-    from seqae.training import atomic_write_json, atomic_write_text
+    from seqae.files import atomic_write_json, atomic_write_text
 
     try:
         counts = check_reference_counts(args.references)

@@ -140,7 +140,7 @@ def save_audio(path: str | os.PathLike[str], wav: Tensor | np.ndarray, sample_ra
 
     Samples are clipped to [-1, 1]. Parent directories are created.
     """
-    from seqae.training.checkpoint import atomic_write_bytes
+    from seqae.files import atomic_write_bytes
 
     x = wav.detach().float().cpu().numpy() if isinstance(wav, Tensor) else np.asarray(wav)
     x = np.clip(np.asarray(x, dtype=np.float32).reshape(-1), -1.0, 1.0)

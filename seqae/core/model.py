@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,13 @@ from torch import Tensor, nn
 
 from seqae.core import losses
 from seqae.core.base import BottleneckOutput, NonFiniteInputError
+from seqae.core.saving import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_weights_strict,
+    read_model_config,
+    save_model_files,
+)
 
 
 def registry_build(kind: str, spec: Mapping[str, Any]) -> Any:
@@ -40,9 +45,6 @@ def registry_build(kind: str, spec: Mapping[str, Any]) -> Any:
 
 __all__ = ["Autoencoder", "AutoencoderOutput", "slerp", "CONFIG_NAME", "WEIGHTS_NAME"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_VERSION = 1
 _OPTION_KEYS = ("likelihood", "sigma", "learn_sigma", "sigma_shape", "noise", "noise_kind")
 
 Likelihood = Literal["gaussian", "bernoulli"]
@@ -248,7 +250,7 @@ class Autoencoder(nn.Module):
                     "or the part with seqae.registry.build"
                 )
             parts[part] = copy.deepcopy(spec)
-        return {"model": "autoencoder", **parts, **copy.deepcopy(self.options)}
+        return {**parts, **copy.deepcopy(self.options)}
 
     # -- forward -----------------------------------------------------------------------------
     def corrupt(self, x: Tensor) -> Tensor:
@@ -374,49 +376,21 @@ class Autoencoder(nn.Module):
         return losses.gaussian_nll(x_hat, x, log_sigma=self.log_sigma, reduction=reduction)
 
     # -- saving and loading -------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        from seqae.training.checkpoint import atomic_write_json, save_safetensors_atomic
+    model_type = "autoencoder"
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {**self.config, "format_version": FORMAT_VERSION}
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        # each file is fsynced before its rename; one directory sync, after the second rename,
-        # persists both renames
-        save_safetensors_atomic(tensors, directory / WEIGHTS_NAME, sync_dir=False)
-        atomic_write_json(directory / CONFIG_NAME, config)
-        return directory
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically
+        (the one saved-model format, :mod:`seqae.core.saving`)."""
+        return save_model_files(self, directory, model_type=self.model_type, config=self.config)
 
     @classmethod
     def from_pretrained(
         cls, directory: str | Path, *, map_location: str | torch.device = "cpu"
     ) -> Autoencoder:
         """Rebuild a model saved by :meth:`save_pretrained`; refuses weights of another model."""
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path} not found: a saved seqae model directory holds {CONFIG_NAME} and {WEIGHTS_NAME}"
-                )
-        try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(
-                f"{config_path} is not valid JSON ({exc}); the file is corrupt"
-            ) from exc
-        if not isinstance(config, dict) or config.get("model") != "autoencoder":
-            raise ValueError(
-                f'{config_path} does not describe a seqae autoencoder (expected "model": "autoencoder")'
-            )
-        if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-            raise ValueError(
-                f"{directory} was saved by a newer seqae (format {config['format_version']})"
-            )
-        config = {k: v for k, v in config.items() if k not in ("model", "format_version")}
-        model = cls.from_config(config)
-        load_weights_strict(model, weights_path, map_location=map_location)
+        saved = read_model_config(directory, expected=(cls.model_type,))
+        model = cls.from_config(saved.config)
+        load_weights_strict(model, saved.weights_path, map_location=map_location)
         return model.to(map_location)
 
 
@@ -427,53 +401,6 @@ def _check_keys(keys: Iterable[str], valid: Sequence[str]) -> None:
         raise ValueError(
             f"unknown autoencoder config keys {unknown}; valid keys: {', '.join(valid)}"
         )
-
-
-def load_weights_strict(
-    model: nn.Module, weights_path: str | os.PathLike[str], *, map_location: Any = "cpu"
-) -> None:
-    """Load a safetensors weights file into ``model`` with :func:`load_state_dict_strict`.
-
-    Raises:
-        ValueError: the file is not readable safetensors (corrupt or truncated), or its tensors
-            do not match the model (each missing, unexpected or mis-shaped one is named).
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(weights_path), device=str(map_location))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or truncated"
-        ) from exc
-    load_state_dict_strict(model, state, source=str(weights_path))
-
-
-def load_state_dict_strict(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
-    """Load ``state`` into ``model``, naming every missing, unexpected or mis-shaped tensor."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mis_shaped = sorted(
-        f"{k}: saved {tuple(state[k].shape)}, model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if state[k].shape != own[k].shape
-    )
-    if missing or unexpected or mis_shaped:
-        lines = [f"{source} holds weights of a different model:"]
-        for title, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shape", mis_shaped),
-        ):
-            if items:
-                shown = ", ".join(items[:8]) + (
-                    f", ... ({len(items)} in all)" if len(items) > 8 else ""
-                )
-                lines.append(f"  {title}: {shown}")
-        raise ValueError("\n".join(lines))
-    model.load_state_dict(state, strict=True)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,8 @@ def register(registry: Any) -> None:
 
     registry.register("model", "autoencoder", model.Autoencoder.from_config)
     registry.register("model", "stacked_autoencoder", model.Autoencoder.stacked)
+    # saved-model folders: config.json's model_type -> the class whose from_pretrained loads it
+    registry.register("saved_model", model.Autoencoder.model_type, model.Autoencoder)
 
     for name, schedule in schedules.SCHEDULES.items():
         registry.register("schedule", name, schedule)

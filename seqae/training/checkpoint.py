@@ -1,8 +1,6 @@
 """Atomic file writes and resumable training checkpoints.
 
-Every writer here goes through one pattern: write a temporary file in the destination's folder,
-flush and fsync it, then ``os.replace`` it over the final name (atomic on POSIX and Windows), so
-a crash or kill at any moment leaves either the old file or the new one, never a torn one.
+Atomic writes live in :mod:`seqae.files` (re-exported here for existing imports).
 
 :class:`CheckpointManager` keeps ``step_{N:08d}.pt`` files plus a ``latest`` pointer in one
 folder and resumes a run exactly: model, optimizer, scheduler, every RNG stream and any
@@ -20,23 +18,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pickle
 import re
-import secrets
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from seqae.files import (
+    TMP_PREFIX,
+    atomic_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    save_safetensors_atomic,
+)
 from seqae.training.distributed import unwrap
 from seqae.training.runtime import capture_rng_state, restore_rng_state
 
@@ -57,93 +61,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "seqae.checkpoint/1"
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
-_TMP_PREFIX = ".tmp-"
-
-
-# -- atomic writes -----------------------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the rename itself (best effort: not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(
-    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, sync_dir: bool = True
-) -> Path:
-    """Call ``write(file)`` on a temp file next to ``path`` and move it into place.
-
-    ``sync_dir=False`` leaves the rename to be persisted by a later write into the same
-    directory that syncs it (several files written together need one directory sync)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL on a random name: no collisions; mode 0o666 & ~umask, like a plain open().
-    tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
-    return path
-
-
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save(obj, path)``, atomically: ``path`` is either untouched or complete."""
-    return _atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, sync_dir: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically (``sync_dir``: see ``_atomic_write``)."""
-    return _atomic_write(path, lambda f: f.write(data), sync_dir=sync_dir)
-
-
-def atomic_write_text(
-    path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8", sync_dir: bool = True
-) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode(encoding), sync_dir=sync_dir)
-
-
-def atomic_write_json(
-    path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sync_dir: bool = True
-) -> Path:
-    """Write ``obj`` as JSON (UTF-8, trailing newline) to ``path`` atomically."""
-    text = json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
-    return atomic_write_text(path, text, sync_dir=sync_dir)
-
-
-def save_safetensors_atomic(
-    tensors: Mapping[str, Tensor],
-    path: str | os.PathLike[str],
-    *,
-    metadata: Mapping[str, str] | None = None,
-    sync_dir: bool = True,
-) -> Path:
-    """``safetensors.torch.save_file`` atomically. Tensors are made contiguous and moved to CPU;
-    tensors sharing storage (tied weights) must be de-duplicated by the caller. ``sync_dir=False``:
-    the rename is persisted by the next write into the directory that syncs it."""
-    from safetensors.torch import save
-
-    plain = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    data = save(plain, metadata=dict(metadata) if metadata is not None else None)
-    return atomic_write_bytes(path, data, sync_dir=sync_dir)
 
 
 # -- errors ------------------------------------------------------------------------------------
@@ -417,7 +334,7 @@ class CheckpointManager:
             if old not in newest and old != keep:
                 with contextlib.suppress(FileNotFoundError):
                     old.unlink()
-        for leftover in self.directory.glob(f"{_TMP_PREFIX}*"):  # from crashed writes
+        for leftover in self.directory.glob(f"{TMP_PREFIX}*"):  # from crashed writes
             with contextlib.suppress(OSError):
                 leftover.unlink()
 

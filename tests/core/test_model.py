@@ -70,7 +70,7 @@ def test_save_load_round_trip(bottleneck: str, tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"config.json", "model.safetensors"}
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["bottleneck"]["name"] == bottleneck and config["model"] == "autoencoder"
+    assert config["config"]["bottleneck"]["name"] == bottleneck
     again = Autoencoder.from_pretrained(tmp_path)
     model.eval()
     again.eval()
@@ -93,7 +93,7 @@ def test_weights_from_another_model_are_refused(tmp_path: Path) -> None:
 
 
 def test_corrupt_and_missing_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="config.json not found"):
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
         Autoencoder.from_pretrained(tmp_path / "nowhere")
     Autoencoder.from_config(_config("gaussian")).save_pretrained(tmp_path)
     weights = tmp_path / "model.safetensors"

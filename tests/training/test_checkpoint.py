@@ -92,9 +92,11 @@ def test_files_written_together_share_one_directory_sync(tmp_path, monkeypatch) 
     from seqae.core import Autoencoder
 
     synced_dirs: list[str] = []
-    real = checkpoint_module._fsync_dir
+    import seqae.files as files_module
+
+    real = files_module._fsync_dir
     monkeypatch.setattr(
-        checkpoint_module, "_fsync_dir", lambda d: (synced_dirs.append(str(d)), real(d))
+        files_module, "_fsync_dir", lambda d: (synced_dirs.append(str(d)), real(d))
     )
     atomic_write_text(tmp_path / "a.txt", "a", sync_dir=False)
     assert synced_dirs == [] and (tmp_path / "a.txt").read_text() == "a"
