@@ -167,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``seqae`` command; a user's mistake exits 2 with one line on stderr."""
+    from seqae.errors import EXIT_USAGE, user_errors
+
+    try:
+        return _main(argv)
+    except user_errors() as exc:
+        message = str(exc).strip() or type(exc).__name__
+        print(f"seqae: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     # key=value overrides may follow options (`run r --config c a=1`), which argparse's
     # positional matching cannot take after an option: collect those leftovers here.
