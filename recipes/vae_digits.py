@@ -18,7 +18,6 @@ config.json + model.safetensors), tb/, figures/ and metrics.json.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core import Autoencoder  # noqa: E402
 from seqae.core.losses import kl_normal_std  # noqa: E402
 from seqae.core.schedules import build_schedule  # noqa: E402
@@ -37,19 +36,19 @@ from seqae.data.digits import discrete_nll_bound, load_digits_splits  # noqa: E4
 from seqae.metrics import importance_sampled_nll  # noqa: E402
 from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
-    CheckpointManager,
+    RESULT_NEUTRAL_KEYS,
     EarlyStopping,
     MetricLogger,
+    RunSession,
     autocast_context,
     check_finite,
-    cleanup,
     init_distributed,
     make_loader,
+    maybe_compile,
     progress,
     seed_everything,
     set_epoch,
     wrap_model,
-    write_metrics_json,
 )
 
 PIXELS = 64
@@ -62,18 +61,18 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before anything is built."""
     m, t = cfg["model"], cfg["train"]
     if not 1 <= m["latent_dim"] <= PIXELS:
-        raise ValueError(
+        raise ConfigError(
             f"model.latent_dim must be in 1..{PIXELS} (the input has {PIXELS} pixels), got {m['latent_dim']}"
         )
     if not m["hidden"] or any(h <= 0 for h in m["hidden"]):
-        raise ValueError(f"model.hidden must list positive layer sizes, got {m['hidden']}")
+        raise ConfigError(f"model.hidden must list positive layer sizes, got {m['hidden']}")
     for key in ("epochs", "batch_size"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     if cfg["eval"]["nll_samples"] < 1:
-        raise ValueError(f"eval.nll_samples must be at least 1, got {cfg['eval']['nll_samples']}")
+        raise ConfigError(f"eval.nll_samples must be at least 1, got {cfg['eval']['nll_samples']}")
 
 
 def build_model(model_cfg: dict[str, Any]) -> Autoencoder:
@@ -123,16 +122,9 @@ def negative_elbo(model: Autoencoder, x: Tensor, *, batch_size: int = 1024) -> d
     return {"loss": (rec + kl) / n, "rec": rec / n, "kl": kl / n}
 
 
-def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """The training loop; returns the run directory and a summary of the run."""
-    validate(cfg)
-    ctx = init_distributed(device_preference=cfg["device"])
-    seed_everything(cfg["seed"])
-    run_dir = Path(cfg["output_dir"])
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml", header="seqae run vae_digits")
-
+def train(cfg: dict[str, Any], run: RunSession) -> dict[str, Any]:
+    """The training loop; returns a summary of the run."""
+    ctx = run.ctx
     data = load_digits_splits(
         val_fraction=cfg["data"]["val_fraction"],
         test_fraction=cfg["data"]["test_fraction"],
@@ -150,32 +142,16 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     beta = build_schedule(t["beta"])
     stopper = EarlyStopping(patience=t["patience"], min_delta=t["min_delta"])
-    ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
-    logger = MetricLogger(run_dir)
-
-    step, start_epoch, train_seconds = 0, 0, 0.0
-    if cfg["resume"]:
-        resumed = ckpt.load_latest(model=model, optimizer=optimizer, map_location=ctx.device)
-        if resumed is None:
-            if ctx.is_main:
-                print(
-                    f"vae_digits: resume=true but no checkpoint in {ckpt.directory}; starting fresh"
-                )
-        else:
-            step, start_epoch = resumed.step, resumed.extra["epoch"] + 1
-            stopper.load_state_dict(resumed.extra["early_stopping"])
-            train_seconds = resumed.extra["train_seconds"]
-            if ctx.is_main:
-                print(
-                    f"vae_digits: resumed from {resumed.path.name} (epoch {start_epoch}, step {step})"
-                )
-    ddp_model = wrap_model(model, ctx)
+    logger = MetricLogger(run.dir)
+    run.track(early_stopping=stopper)
+    resumed = run.resume(model=model, optimizer=optimizer)
+    step, start_epoch = (resumed.step, resumed.extra["epoch"] + 1) if resumed else (0, 0)
+    ddp_model = maybe_compile(wrap_model(model, ctx), t["compile"])
 
     epoch = start_epoch - 1
     for epoch in range(start_epoch, t["epochs"]):
         if stopper.should_stop:
             break
-        started = time.perf_counter()
         set_epoch(loader, epoch)
         data.train.set_epoch(epoch)  # dequantisation noise keyed to (seed, epoch): resumable
         ddp_model.train()
@@ -188,7 +164,9 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
             weight = beta(step)
             loss = rec + weight * kl
             check_finite(
-                {"loss": loss, "rec": rec, "kl": kl}, step=step, last_checkpoint=ckpt.latest_path
+                {"loss": loss, "rec": rec, "kl": kl},
+                step=step,
+                last_checkpoint=run.checkpoints.latest_path,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -200,41 +178,35 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
                 logger.scalars(
                     {"loss": loss, "rec": rec, "kl": kl, "beta": weight}, step=step, prefix="train/"
                 )
-        train_seconds += time.perf_counter() - started
 
         val = negative_elbo(model, x_val)
         logger.scalars(val, step=step, prefix="val/")
         stopper.step(val["loss"])
         if stopper.improved and ctx.is_main:
-            model.save_pretrained(run_dir / "model")
-        last = epoch == t["epochs"] - 1 or stopper.should_stop
-        if (epoch + 1) % t["checkpoint_every"] == 0 or last:
-            ckpt.save(
-                step,
-                model=model,
-                optimizer=optimizer,
-                extra={
-                    "epoch": epoch,
-                    "early_stopping": stopper.state_dict(),
-                    "train_seconds": train_seconds,
-                },
-            )
+            model.save_pretrained(run.dir / "model")
+        out_of_time = run.out_of_time()
+        last = epoch == t["epochs"] - 1 or stopper.should_stop or out_of_time
+        if run.checkpoint_due(epoch + 1) or last:
+            run.save(step, model=model, optimizer=optimizer, extra={"epoch": epoch})
         if ctx.is_main and (epoch % max(1, t["epochs"] // 10) == 0 or last):
             print(
                 f"epoch {epoch:4d} step {step:6d}  val -ELBO {val['loss']:8.2f} nats "
                 f"(rec {val['rec']:8.2f}, kl {val['kl']:6.2f})  beta {beta(step):.2f}"
             )
+        if out_of_time:
+            if ctx.is_main:
+                print(f"vae_digits: train.max_minutes={t['max_minutes']} reached at epoch {epoch}")
+            break
     logger.flush()
-    summary = {
+    return {
         "epochs_run": epoch + 1,
         "steps": step,
-        "train_seconds": train_seconds,
+        "train_seconds": run.train_seconds,
+        "stopped_by_time_budget": run.out_of_time(),
         "best_val_neg_elbo": stopper.best,
         "world_size": ctx.world_size,
+        "compiled": bool(t["compile"]),
     }
-    is_main = ctx.is_main
-    cleanup()
-    return (run_dir if is_main else None), summary
 
 
 @torch.no_grad()
@@ -275,7 +247,6 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dic
         "n_test": len(data.test),
         **summary,
     }
-    write_metrics_json(run_dir / "metrics.json", metrics)
     figures = save_figures(model, x_test, y_test, mu, run_dir / "figures", cfg["figures"])
     with MetricLogger(run_dir) as logger:
         for name, fig in figures.items():
@@ -341,14 +312,23 @@ def save_figures(
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    run_dir, summary = train(cfg)
-    if run_dir is None:  # not the main process
-        return None
-    metrics = evaluate(run_dir, cfg, summary)
-    print(
-        f"vae_digits: test MSE {metrics['test_mse']:.4f} | test NLL {metrics['test_nll']:.2f} nats "
-        f"(k={metrics['nll_samples']}; discrete bound {metrics['test_nll_discrete_bound']:.2f} nats, "
-        f"{metrics['test_bits_per_dim']:.3f} bits/dim) | {metrics['active_units']}/{metrics['latent_dim']} active units"
-    )
-    print(f"vae_digits: wrote {run_dir}/ (metrics.json, figures/, model/, checkpoints/, tb/)")
-    return metrics
+    validate(cfg)
+    ctx = init_distributed(device_preference=cfg["device"])
+    seed_everything(cfg["seed"])
+    # a run may be extended: resume=true train.epochs=N continues it to N epochs
+    neutral = (*RESULT_NEUTRAL_KEYS, "train.epochs")
+    with RunSession(cfg, recipe="vae_digits", ctx=ctx, neutral=neutral) as run:
+        summary = train(cfg, run)
+        if not ctx.is_main:
+            return None
+        metrics = evaluate(run.dir, cfg, summary)
+        return run.finish(
+            metrics,
+            summary=(
+                f"test MSE {metrics['test_mse']:.4f} | test NLL {metrics['test_nll']:.2f} nats "
+                f"(k={metrics['nll_samples']}; discrete bound "
+                f"{metrics['test_nll_discrete_bound']:.2f} nats, "
+                f"{metrics['test_bits_per_dim']:.3f} bits/dim) | "
+                f"{metrics['active_units']}/{metrics['latent_dim']} active units"
+            ),
+        )

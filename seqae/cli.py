@@ -25,7 +25,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from seqae.errors import UsageError
+
 __all__ = ["main", "recipes_dir", "find_recipe", "find_config", "load_recipe", "run_recipe"]
+
+#: Keys every recipe run takes though its config need not list them (see RunSession).
+RUN_KEYS = ("overwrite",)
 
 
 def recipes_dir() -> Path:
@@ -60,8 +65,9 @@ def find_recipe(name: str) -> Path:
         return path
     recipes = available_recipes()
     if name not in recipes:
-        raise SystemExit(
-            f"seqae: unknown recipe {name!r}; available recipes: {', '.join(recipes) or '(none found in ' + str(recipes_dir()) + ')'}"
+        raise UsageError(
+            f"unknown recipe {name!r}; available recipes: "
+            f"{', '.join(recipes) or '(none found in ' + str(recipes_dir()) + ')'}"
         )
     return recipes[name]
 
@@ -72,12 +78,12 @@ def find_config(recipe: str, config: str | None) -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise SystemExit(f"seqae: config file {path} not found")
+            raise UsageError(f"config file {path} not found")
         return path
     candidate = recipes_dir() / "configs" / f"{name}.yaml"
     if not candidate.is_file():
-        raise SystemExit(
-            f"seqae: no config named {name!r}; configs for {Path(recipe).stem}: "
+        raise UsageError(
+            f"no config named {name!r}; configs for {Path(recipe).stem}: "
             f"{', '.join(available_configs(Path(recipe).stem)) or '(none)'}"
         )
     return candidate
@@ -87,14 +93,14 @@ def load_recipe(path: Path) -> ModuleType:
     """Import a recipe script as a module (it is not part of the package)."""
     spec = importlib.util.spec_from_file_location(f"seqae_recipe_{path.stem}", path)
     if spec is None or spec.loader is None:
-        raise SystemExit(f"seqae: cannot import recipe {path}")
+        raise UsageError(f"cannot import recipe {path}")
     module = importlib.util.module_from_spec(spec)
     # Registered before running it, as the import system does: dataclasses and pickling look
     # a module up by name while it executes.
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     if not callable(getattr(module, "main", None)):
-        raise SystemExit(f"seqae: recipe {path} has no main(cfg) function")
+        raise UsageError(f"recipe {path} has no main(cfg) function")
     return module
 
 
@@ -104,17 +110,20 @@ def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[st
     Under torchrun the process group the recipe started is destroyed when it returns (after
     a barrier), so every rank exits cleanly.
     """
-    from seqae.config import ConfigError, apply_overrides, load_config, parse_overrides
+    from seqae.config import apply_overrides, load_config, parse_overrides
 
     script = find_recipe(recipe)
     cfg_path = find_config(str(script), config)
-    try:
-        cfg = apply_overrides(load_config(cfg_path), parse_overrides(list(overrides)))
-    except ConfigError as exc:
-        raise SystemExit(f"seqae: {exc}") from None
+    module = load_recipe(script)
+    cfg = apply_overrides(
+        load_config(cfg_path),
+        parse_overrides(list(overrides)),
+        extra_keys=RUN_KEYS,
+        nullable=getattr(module, "NULLABLE_KEYS", ()),
+    )
     from seqae.training.distributed import cleanup
 
-    result = load_recipe(script).main(cfg)
+    result = module.main(cfg)
     # Only after a normal finish: a rank that failed exits with its error, and tearing the
     # group down there could wait forever on ranks still inside a collective. The barrier
     # first: without it a rank that destroys its group early still aborted now and then (1 in

@@ -60,14 +60,44 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
+BASE_KEY = "base"
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML config file whose top level is a mapping.
+    """Read a YAML config file whose top level is a mapping, resolving ``base:`` overlays.
+
+    A config may name another config in ``base:`` (a name in the same folder, without
+    ``.yaml``, or a path relative to it) and then state only what differs. An overlay may only
+    set keys its base has, with the types the base gives them (the rules of
+    :func:`apply_overrides`); a mapping is merged key by key. Bases may themselves have bases.
 
     Raises:
-        ConfigError: The file is missing, empty, not valid YAML, or not a mapping; the message
-            names the file.
+        ConfigError: The file is missing, empty, not valid YAML, or not a mapping; or an
+            overlay names a missing base, forms a cycle, or sets a key its base lacks.
     """
-    path = Path(path)
+    return _load_config(Path(path), seen=())
+
+
+def _load_config(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
+    data = _read_mapping(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config file {path}: base must name a config, got {base!r}")
+    base_path = path.parent / (base if base.endswith((".yaml", ".yml")) else f"{base}.yaml")
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ConfigError(f"config file {path}: base {base!r} forms a cycle")
+    if not base_path.is_file():
+        raise ConfigError(f"config file {path}: its base {base!r} ({base_path}) does not exist")
+    parent = _load_config(base_path, seen=(*seen, path.resolve()))
+    try:
+        return apply_overrides(parent, data)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path} (an overlay of {base_path.name}): {exc}") from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -123,17 +153,29 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _coerce(key: str, default: Any, value: Any) -> Any:
+def _coerce(key: str, default: Any, value: Any, *, nullable: bool = False) -> Any:
     """Check ``value`` against the type of ``default``; return the value to store."""
-    if default is None or value is None:  # null defaults take anything; null disables a key
+    if default is None or (value is None and nullable):  # a null default takes anything
         return value
+    if value is None:
+        raise ConfigError(
+            f"override {key}= is empty (null), but the config's value {default!r} has type "
+            f"{_type_name(default)}; give a value"
+        )
     if isinstance(default, bool) or isinstance(value, bool):
         if isinstance(default, bool) and isinstance(value, bool):
             return value
     elif isinstance(default, float) and isinstance(value, int | float):
         return float(value)
     elif isinstance(default, int) and isinstance(value, int | float):
-        return value  # an int default may become a float (e.g. lr: 1 -> 0.5)
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(
+                f"override {key}={value!r} must be a whole number (the config's value is "
+                f"{default!r})"
+            )
+        return int(value)
+    elif isinstance(default, list) and isinstance(value, list):
+        return _coerce_list(key, default, value)
     elif (
         isinstance(default, Mapping)
         and isinstance(value, Mapping)  # merged key by key by the caller
@@ -145,6 +187,27 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
         f"override {key}={value!r} has type {_type_name(value)}, but the config's value "
         f"{default!r} has type {_type_name(default)}{hint}"
     )
+
+
+def _coerce_list(key: str, default: list[Any], value: list[Any]) -> list[Any]:
+    """A list keeps the element type of its default when the default has one (all ints, all
+    floats, all strings): ``model.hidden=[32,abc]`` is refused, ``[32, 64]`` kept."""
+    kinds = {type(v) for v in default}
+    if len(kinds) != 1 or not default:
+        return value
+    (kind,) = kinds
+    if kind not in (int, float, str):
+        return value
+    out = []
+    for item in value:
+        try:
+            out.append(_coerce(f"{key}[]", kind(), item) if item is not None else item)
+        except ConfigError:
+            raise ConfigError(
+                f"override {key}={value!r}: element {item!r} has type {_type_name(item)}, but "
+                f"the config's list {default!r} holds {kind.__name__} values"
+            ) from None
+    return out
 
 
 def _unknown_key_error(key: str, cfg: Mapping[str, Any], extra_keys: Sequence[str]) -> ConfigError:
@@ -159,6 +222,7 @@ def apply_overrides(
     overrides: Mapping[str, Any] | Iterable[str],
     *,
     extra_keys: Iterable[str] = (),
+    nullable: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Return a copy of ``cfg`` with ``overrides`` applied; ``cfg`` itself is not changed.
 
@@ -170,18 +234,23 @@ def apply_overrides(
             ``("output_dir", "resume")``). Keys under them (``extra.anything``) are allowed
             too. Where the config lacks such a key its value is not type-checked; where the
             config has it, the usual checks apply.
+        nullable: Dotted keys that may be set to ``null`` although the config gives them a
+            value (a recipe's ``NULLABLE_KEYS``: ``train.max_minutes=null`` lifts a budget).
 
     Raises:
         ConfigError: A key is not in the config (the message lists the valid keys) or a
-            value's type differs from the config's (ints may become floats; ``null`` is
-            accepted anywhere; a mapping override is merged key by key with the same checks).
+            value's type differs from the config's: an int key takes whole numbers only, a
+            float key ints and floats, a list keeps its elements' type, ``null`` only a key
+            whose default is null or that ``nullable`` names; a mapping override is merged key
+            by key with the same checks.
     """
     if not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
     allowed = tuple(extra_keys)
+    nulls = tuple(nullable)
     result = copy.deepcopy(dict(cfg))
     for dotted, value in overrides.items():
-        _set(result, dotted, value, root=cfg, allowed=allowed)
+        _set(result, dotted, value, root=cfg, allowed=allowed, nullable=nulls)
     return result
 
 
@@ -196,6 +265,7 @@ def _set(
     *,
     root: Mapping[str, Any],
     allowed: Sequence[str],
+    nullable: Sequence[str] = (),
 ) -> None:
     *parents, leaf = dotted.split(".")
     node: Any = target
@@ -214,10 +284,17 @@ def _set(
             node[part] = {}
         elif depth == len(parents):
             current = node[part]
-            checked = _coerce(dotted, current, value)
+            checked = _coerce(dotted, current, value, nullable=dotted in nullable)
             if isinstance(current, Mapping) and isinstance(checked, Mapping):
                 for sub_key, sub_value in checked.items():
-                    _set(target, f"{dotted}.{sub_key}", sub_value, root=root, allowed=allowed)
+                    _set(
+                        target,
+                        f"{dotted}.{sub_key}",
+                        sub_value,
+                        root=root,
+                        allowed=allowed,
+                        nullable=nullable,
+                    )
             else:
                 node[part] = copy.deepcopy(checked)
             return

@@ -7,6 +7,8 @@
 - :mod:`~seqae.training.checkpoint`: atomic writes and resumable checkpoints.
 - :mod:`~seqae.training.logging`: TensorBoard logger, progress bar, metrics.json.
 - :mod:`~seqae.training.early_stopping`: patience-based early stopping.
+- :mod:`~seqae.training.session`: the run session every recipe uses (run folder, lock, resume,
+  checkpoints, time budget, parts, metrics.json).
 """
 
 from seqae.training.checkpoint import (
@@ -50,9 +52,16 @@ from seqae.training.runtime import (
     check_precision,
     cpu_has_native_bf16,
     get_device,
+    maybe_compile,
     resolve_precision,
     restore_rng_state,
     seed_everything,
+)
+from seqae.training.session import (
+    RESULT_NEUTRAL_KEYS,
+    RunFolderError,
+    RunSession,
+    config_fingerprint,
 )
 
 __all__ = [
@@ -67,6 +76,7 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "check_finite",
+    "maybe_compile",
     "NonFiniteLossError",
     # distributed
     "DistributedContext",
@@ -103,4 +113,9 @@ __all__ = [
     "to_python_number",
     # early stopping
     "EarlyStopping",
+    # run session
+    "RunSession",
+    "RunFolderError",
+    "config_fingerprint",
+    "RESULT_NEUTRAL_KEYS",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "seed_everything",
@@ -36,6 +36,7 @@ __all__ = [
     "restore_rng_state",
     "check_finite",
     "NonFiniteLossError",
+    "maybe_compile",
 ]
 
 DevicePreference = Literal["auto", "cpu", "cuda"] | str
@@ -185,6 +186,25 @@ def autocast_context(
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=dtype)
     return contextlib.nullcontext()
+
+
+def maybe_compile(module: nn.Module, enabled: bool, *, backend: str = "inductor") -> nn.Module:
+    """``torch.compile(module)`` when ``enabled`` (a recipe's ``train.compile``), else ``module``.
+
+    The compiled module shares its parameters with ``module``: optimise, checkpoint and save the
+    plain one. Compiling costs seconds to minutes up front and pays in long runs of small,
+    fixed-shape models (``benchmarks/bench_vae_pythae.py`` measures it); the recipes' configs
+    say where it is on.
+
+    Args:
+        module: The module (or DDP wrapper) whose forward is compiled.
+        enabled: Whether to compile.
+        backend: The ``torch.compile`` backend (``"eager"`` checks the wiring without
+            compiling).
+    """
+    if not enabled:
+        return module
+    return torch.compile(module, backend=backend)
 
 
 # -- RNG state ---------------------------------------------------------------------------------

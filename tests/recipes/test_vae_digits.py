@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqae.cli import run_recipe
+from seqae.config import ConfigError
 from seqae.core import Autoencoder
 from seqae.training import CheckpointManager
 
@@ -74,7 +75,7 @@ def test_interrupted_then_resumed_run_matches_uninterrupted(tmp_path: Path) -> N
 
 
 def test_unknown_key_is_rejected_with_valid_keys(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"train\.lrr(.|\n)*train\.lr"):
+    with pytest.raises(ConfigError, match=r"train\.lrr(.|\n)*train\.lr"):
         run_recipe("vae_digits", config=TINY, overrides=["train.lrr=0.1", f"output_dir={tmp_path}"])
     assert not (tmp_path / "metrics.json").exists()
 

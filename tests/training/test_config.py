@@ -134,20 +134,69 @@ def test_allowed_type_changes() -> None:
     out = apply_overrides(
         BASE,
         [
-            "epochs=2.5",  # ints may become floats
+            "epochs=2.0",  # a whole float for an int key is stored as an int
             "model.beta=2",  # an int for a float default is stored as a float
             "scheduler=cosine",  # null defaults take anything
             "model.hidden=[8]",
-            "optim.betas=null",  # null disables a value
+            "optim.betas=null",  # null where the caller allows it
             "optim={lr: 0.5}",  # a mapping merges key by key
         ],
+        nullable=("optim.betas",),
     )
-    assert out["epochs"] == 2.5
+    assert out["epochs"] == 2 and isinstance(out["epochs"], int)
     assert out["model"]["beta"] == 2.0 and isinstance(out["model"]["beta"], float)
     assert out["scheduler"] == "cosine" and out["model"]["hidden"] == [8]
     assert out["optim"] == {"lr": 0.5, "betas": None}
     with pytest.raises(ConfigError, match="unknown config key 'optim.momentum'"):
         apply_overrides(BASE, ["optim={momentum: 0.9}"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("epochs=2.5", "must be a whole number"),
+        ("optim.lr=", "is empty \\(null\\)"),
+        ("optim.betas=null", "is empty \\(null\\)"),
+        ("model.hidden=[32,abc]", "element 'abc' has type str"),
+        ("model.hidden=[32,1.5]", "element 1.5 has type float"),
+    ],
+)
+def test_overrides_of_the_wrong_type_are_refused_in_one_line(override, message) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        apply_overrides(BASE, [override])
+    assert "\n" not in str(info.value)
+
+
+def test_an_overlay_states_only_what_differs(tmp_path) -> None:
+    (tmp_path / "full.yaml").write_text(
+        "# seqae run r\nseed: 0\ntrain:\n  epochs: 10\n  lr: 1.0e-3\nmodel:\n  hidden: [8, 4]\n"
+    )
+    (tmp_path / "tiny.yaml").write_text("base: full\ntrain:\n  epochs: 2\n")
+    (tmp_path / "tinier.yaml").write_text("base: tiny.yaml\nmodel:\n  hidden: [2]\n")
+    assert load_config(tmp_path / "tiny.yaml") == {
+        "seed": 0,
+        "train": {"epochs": 2, "lr": 1.0e-3},
+        "model": {"hidden": [8, 4]},
+    }
+    assert load_config(tmp_path / "tinier.yaml")["model"]["hidden"] == [2]
+    assert load_config(tmp_path / "tinier.yaml")["train"]["epochs"] == 2
+
+
+def test_an_overlay_may_not_add_keys_or_change_types(tmp_path) -> None:
+    (tmp_path / "full.yaml").write_text("train:\n  epochs: 10\n  lr: 1.0e-3\n")
+    (tmp_path / "typo.yaml").write_text("base: full\ntrain:\n  epoch: 2\n")
+    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'. Did you mean 'train.epochs'"):
+        load_config(tmp_path / "typo.yaml")
+    (tmp_path / "typed.yaml").write_text("base: full\ntrain:\n  lr: fast\n")
+    with pytest.raises(ConfigError, match="typed.yaml \\(an overlay of full.yaml\\)"):
+        load_config(tmp_path / "typed.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere\ntrain:\n  lr: 0.1\n")
+    with pytest.raises(ConfigError, match="its base 'nowhere'"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "a.yaml").write_text("base: b\nx: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a\nx: 2\n")
+    with pytest.raises(ConfigError, match="forms a cycle"):
+        load_config(tmp_path / "a.yaml")
 
 
 def test_save_config_round_trip_with_header(tmp_path) -> None:
