@@ -3,14 +3,14 @@
 # .venv in the repository root, and the package installed editable with its extras.
 # Idempotent: a second run checks and returns in seconds.
 #
-#   bash scripts/setup.sh            # system packages + .venv + seqae[dev]
-#   SEQAE_EXTRAS=dev,bench bash scripts/setup.sh   # also the benchmark peers
+#   bash scripts/setup.sh            # system packages + .venv + seqae[all,dev] (every plugin)
+#   SEQAE_EXTRAS=all,dev,bench bash scripts/setup.sh   # also the benchmark peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-EXTRAS="${SEQAE_EXTRAS:-dev}"
+EXTRAS="${SEQAE_EXTRAS:-all,dev}"
 
 # --- system packages: speech synthesis for the embedded speech corpus -------------------------
 # espeak-ng, flite and festival with its English voices synthesize the corpus offline.

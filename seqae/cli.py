@@ -34,10 +34,14 @@ RUN_KEYS = ("overwrite",)
 
 
 def recipes_dir() -> Path:
-    """Where recipes live: ``$SEQAE_RECIPES_DIR`` or the ``recipes/`` folder of the source tree."""
+    """Where recipes live: ``$SEQAE_RECIPES_DIR``, else the installed ``seqae.recipes`` (the
+    source tree's ``recipes/`` folder in an editable install, a copy in a wheel)."""
     env = os.environ.get("SEQAE_RECIPES_DIR")
     if env:
         return Path(env)
+    spec = importlib.util.find_spec("seqae.recipes")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
     return Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -143,6 +147,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for kind, names in registry.names().items():
         print(f"  {kind:<12} {', '.join(names)}")
     print(f"plugins: {', '.join(registry.REGISTRY.plugins)}")
+    for name, reason in registry.REGISTRY.unavailable.items():
+        print(f"  {name}: not loaded: {reason}")
     return 0
 
 

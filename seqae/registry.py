@@ -4,7 +4,9 @@ Every component seqae can build from a config (encoders, decoders, bottlenecks, 
 datasets, ...) is registered under a *kind* and a *name*. Components come from plugins: any
 installed distribution that declares an entry point in the group ``seqae.plugins`` whose object
 is a callable ``register(registry)``. seqae's own built-ins are registered through that same
-group (see ``pyproject.toml``), so a third-party package is a first-class citizen.
+group and no other way (see ``pyproject.toml``), so a third-party package is a first-class
+citizen. A plugin whose optional dependencies are missing (:class:`seqae.extras.MissingExtraError`
+at import) is left out and listed in ``Registry.unavailable``.
 
     >>> from seqae import registry
     >>> vae = registry.build("bottleneck", {"name": "gaussian", "in_dim": 32, "latent_dim": 8})
@@ -23,6 +25,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
+
+from seqae.extras import MissingExtraError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -62,6 +66,8 @@ class Registry:
         self._items: dict[str, dict[str, Callable[..., Any]]] = {}
         self._origin: dict[tuple[str, str], str] = {}
         self.plugins: list[str] = []
+        #: plugins left out because their extra is not installed: name -> the reason
+        self.unavailable: dict[str, str] = {}
 
     # -- registration -----------------------------------------------------------------------
     def register(
@@ -93,10 +99,13 @@ class Registry:
             if eps is None:
                 eps = entry_points(group=self.group)
             for ep in eps:
-                if ep.name in self.plugins:
+                if ep.name in self.plugins or ep.name in self.unavailable:
                     continue
                 try:
                     hook = ep.load()
+                except MissingExtraError as exc:  # an optional plugin without its extra
+                    self.unavailable[ep.name] = str(exc)
+                    continue
                 except Exception as exc:  # a broken plugin must say which one it is
                     raise ImportError(
                         f"seqae plugin {ep.name!r} ({ep.value}) failed to import: {exc}"
@@ -105,15 +114,11 @@ class Registry:
                 hook(_OriginRegistry(self, ep.name))
             self._loaded = True
             if "core" not in self.plugins and self.group == ENTRY_POINT_GROUP:
-                # Running from a source tree that was never installed: no dist-info, so no
-                # entry points. Register the built-ins directly so seqae still works.
-                from seqae.audio.plugin import register as register_audio
-                from seqae.core.plugin import register as register_core
-
-                for name, hook in (("core", register_core), ("audio", register_audio)):
-                    if name not in self.plugins:
-                        self.plugins.append(name)
-                        hook(_OriginRegistry(self, name))
+                raise ImportError(
+                    "seqae's built-in components are not registered: seqae is not installed "
+                    "(no 'seqae.plugins' entry points found); install it, e.g. "
+                    "pip install -e '.[all]' in a source tree"
+                )
 
     def _ensure_loaded(self) -> None:
         if self._autoload and not self._loaded:

@@ -21,6 +21,7 @@ process per device, each on its own shard of the data; gradients are averaged by
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import os
@@ -480,8 +481,14 @@ def cleanup(*, wait: bool = False) -> None:
 
     A process that exits with its gloo/NCCL group still alive can abort in the C++ runtime
     ("terminate called without an active exception") while the group's threads are torn
-    down, which torchrun reports as a failed job even though training finished. Every run
-    therefore ends here; :func:`seqae.cli.run_recipe` does it for every recipe.
+    down, which torchrun reports as a failed job even though training finished. The same
+    abort follows when objects that hold the group's pending work (a DDP wrapper's reducer
+    keeps its last all-reduce; an async collective's handle) outlive the group and are freed
+    only at interpreter shutdown: reference cycles keep a dead DDP wrapper alive until then,
+    and freeing its work there takes the GIL from a C++ thread while the interpreter is being
+    torn down. So the garbage is collected first, while the group and the interpreter are both
+    alive, and the group is destroyed after. Every run ends here, once:
+    :func:`seqae.cli.run_recipe` does it for every recipe (recipes do not call it).
 
     Args:
         wait: Meet the other ranks at a barrier first, so no rank destroys the group while
@@ -490,6 +497,7 @@ def cleanup(*, wait: bool = False) -> None:
             they may never arrive.
     """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free DDP reducers and work handles while the group is alive
         if wait:
             barrier()
         dist.destroy_process_group()
