@@ -23,6 +23,7 @@ are read as they are.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
@@ -47,6 +48,8 @@ __all__ = [
     "save_model_files",
     "read_model_config",
     "load_weights_strict",
+    "tensors_checksum",
+    "CHECKSUM_KEY",
     "load_state_dict_strict",
     "load_pretrained",
 ]
@@ -55,6 +58,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_VERSION = 2
 SAVED_MODEL_KIND = "saved_model"
+#: safetensors metadata key holding the SHA-256 of the tensors (safetensors has no checksum of
+#: its own: a flipped bit would load as a silently different model)
+CHECKSUM_KEY = "seqae.sha256"
 _RESERVED = ("model_type", "format_version", "seqae_version", "config")
 
 
@@ -143,7 +149,12 @@ def save_model_files(
         raise TypeError(f"the {model_type} config cannot be written as JSON: {exc}") from exc
     tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     # each file is fsynced before its rename; one directory sync after the second persists both
-    save_safetensors_atomic(tensors, directory / WEIGHTS_NAME, sync_dir=False)
+    save_safetensors_atomic(
+        tensors,
+        directory / WEIGHTS_NAME,
+        metadata={CHECKSUM_KEY: tensors_checksum(tensors)},
+        sync_dir=False,
+    )
     atomic_write_json(directory / CONFIG_NAME, document)
     return directory
 
@@ -217,6 +228,16 @@ def read_model_config(
     return saved
 
 
+def tensors_checksum(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def load_weights_strict(
     model: nn.Module, weights_path: str | os.PathLike[str], *, map_location: Any = "cpu"
 ) -> None:
@@ -226,16 +247,23 @@ def load_weights_strict(
         ValueError: the file is not readable safetensors (corrupt or truncated), or its tensors
             do not match the model (each missing, unexpected or mis-shaped one is named).
     """
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
-        state = load_file(str(weights_path), device=str(map_location))
+        state = load_file(str(weights_path), device="cpu")
+        with safe_open(str(weights_path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get(CHECKSUM_KEY)
     except (SafetensorError, OSError, ValueError) as exc:
         raise SavedModelError(
             f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or "
             "truncated"
         ) from exc
+    if recorded is not None and recorded != tensors_checksum(state):
+        raise SavedModelError(
+            f"{weights_path} is damaged: its tensors do not match the checksum written with them"
+        )
+    state = {k: v.to(map_location) for k, v in state.items()}
     load_state_dict_strict(model, state, source=str(weights_path))
 
 

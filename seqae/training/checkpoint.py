@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pickle
 import re
@@ -59,7 +60,10 @@ __all__ = [
     "CHECKPOINT_FORMAT",
 ]
 
-CHECKPOINT_FORMAT = "seqae.checkpoint/1"
+CHECKPOINT_FORMAT = "seqae.checkpoint/2"
+# Version 2 wraps the serialised state with its SHA-256: torch.load does not check the zip's
+# CRCs, so a flipped bit in a version-1 file loads as silently different weights.
+_SEALED_FORMAT = "seqae.checkpoint/2"
 _STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -175,6 +179,32 @@ def _shape_diff(
 def _list_some(keys: list[str], limit: int = 8) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+# -- sealing: a checksum around the serialised state -----------------------------------------
+
+
+def _seal(payload: dict[str, Any]) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    blob = buffer.getvalue()
+    return {
+        "format": _SEALED_FORMAT,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "payload": torch.frombuffer(bytearray(blob), dtype=torch.uint8),
+    }
+
+
+def _unseal(sealed: dict[str, Any], path: Path, *, map_location: Any) -> Any:
+    blob = sealed.get("payload")
+    if not isinstance(blob, Tensor) or blob.dtype != torch.uint8:
+        raise CheckpointCorruptError(f"checkpoint {path} is damaged (no sealed payload)", path=path)
+    data = blob.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != sealed.get("sha256"):
+        raise CheckpointCorruptError(
+            f"checkpoint {path} is damaged: its contents do not match their checksum", path=path
+        )
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 
 # -- manager -----------------------------------------------------------------------------------
@@ -320,7 +350,7 @@ class CheckpointManager:
                 "world_size": len(rng),
                 "extra": extra_dict,
             }
-            atomic_save(payload, path)
+            atomic_save(_seal(payload), path)
             atomic_write_text(self.directory / "latest", path.name + "\n")
             self._prune(keep=path)
         if _rank_and_world()[1] > 1:
@@ -365,6 +395,8 @@ class CheckpointManager:
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
                 path=path,
             ) from exc
+        if isinstance(payload, dict) and payload.get("format") == _SEALED_FORMAT:
+            payload = _unseal(payload, path, map_location=map_location)
         if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith(
             "seqae.checkpoint/"
         ):

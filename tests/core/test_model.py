@@ -273,3 +273,34 @@ def test_stacked_builds_its_bottleneck_once_and_refuses_unknown_options(
     assert sorted(built) == ["bottleneck", "decoder", "encoder"]
     with pytest.raises(ValueError, match=r"unknown autoencoder config keys \['nois'\]"):
         Autoencoder.stacked([12, 8], nois=0.1)
+
+
+def test_a_flipped_bit_in_saved_weights_is_refused(tmp_path) -> None:
+    import random
+
+    from seqae.core.saving import SavedModelError
+
+    model = Autoencoder.from_config(
+        {
+            "encoder": {"name": "mlp", "in_dim": 8, "hidden": [16], "out_dim": 4},
+            "bottleneck": {"name": "gaussian", "in_dim": 4, "latent_dim": 2},
+            "decoder": {"name": "mlp", "in_dim": 2, "hidden": [16], "out_dim": 8},
+        }
+    )
+    model.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    rng = random.Random(0)
+    detected = 0
+    for _ in range(40):
+        damaged = bytearray(data)
+        damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        weights.write_bytes(bytes(damaged))
+        try:
+            again = Autoencoder.from_pretrained(tmp_path)
+        except SavedModelError:
+            detected += 1
+            continue
+        for a, b in zip(again.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)  # a flip that changed no value (header padding) is harmless
+    assert detected > 30

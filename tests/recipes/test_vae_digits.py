@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _final_state(run_dir: Path) -> dict[str, torch.Tensor]:
     path = CheckpointManager(run_dir / "checkpoints").latest_path
     assert path is not None, f"no checkpoint in {run_dir}"
-    return torch.load(path, weights_only=True)["model"]
+    return CheckpointManager.read(path)["model"]
 
 
 @pytest.fixture(scope="module")

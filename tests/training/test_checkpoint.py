@@ -322,8 +322,52 @@ def test_ddp_wrapped_model_is_saved_unwrapped(tmp_path, single_process_group) ->
     wrapped = DistributedDataParallel(_model())
     ckpt = CheckpointManager(tmp_path / "ck")
     ckpt.save(3, model=wrapped)
-    state = torch.load(ckpt.latest_path, weights_only=True)["model"]
+    state = CheckpointManager.read(ckpt.latest_path)["model"]
     assert all(not key.startswith("module.") for key in state)
     bare = _model()
     assert ckpt.load_latest(model=bare).step == 3  # loads into a bare model ...
     assert ckpt.load_latest(model=DistributedDataParallel(bare)).step == 3  # ... or a wrapped one
+
+
+def test_a_flipped_bit_anywhere_in_a_checkpoint_is_detected(tmp_path) -> None:
+    # torch.load checks no CRC: without the seal most flips load as silently different weights
+    import random
+
+    model = _model()
+    ckpt = CheckpointManager(tmp_path / "ck")
+    path = ckpt.save(1, model=model)
+    data = path.read_bytes()
+    expected = CheckpointManager.read(path)["model"]
+    rng = random.Random(0)
+    for _ in range(40):
+        damaged = bytearray(data)
+        damaged[rng.randrange(len(damaged))] ^= 1 << rng.randrange(8)
+        path.write_bytes(bytes(damaged))
+        try:
+            state = CheckpointManager.read(path)["model"]
+        except CheckpointCorruptError:
+            continue
+        # a flip in bytes that hold no data (zip padding, an unused field) changes nothing
+        assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+def test_version_1_checkpoints_still_load(tmp_path) -> None:
+    from seqae.training.checkpoint import model_fingerprint
+
+    model = _model()
+    state = model.state_dict()
+    payload = {
+        "format": "seqae.checkpoint/1",
+        "step": 7,
+        "model": state,
+        "model_fingerprint": model_fingerprint(state),
+        "optimizer": None,
+        "scheduler": None,
+        "rng": [],
+        "world_size": 1,
+        "extra": {"epoch": 2},
+    }
+    (tmp_path / "step_00000007.pt").parent.mkdir(exist_ok=True)
+    torch.save(payload, tmp_path / "step_00000007.pt")
+    loaded = CheckpointManager(tmp_path).load_latest(model=_model())
+    assert loaded.step == 7 and loaded.extra == {"epoch": 2}
