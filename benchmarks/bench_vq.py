@@ -20,6 +20,8 @@ cluster size of 2, plain straight-through gradient (the peer's rotation trick is
   mixture of ``--clusters`` Gaussian clusters in ``dim`` dimensions, then evaluated (eval mode)
   on held-out vectors of the same mixture: codebook perplexity (higher is better, at most
   min(clusters, codebook size)), fraction of codes used, and quantisation MSE (lower is better).
+  A third row, ``defaults``, is seqae's ``VectorQuantizer(dim=..., codebook_size=...)`` with
+  every other argument at its default (k-means init, dead-code threshold 0.1).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def build_seqae(args: argparse.Namespace) -> nn.Module:
         kmeans_iters=10,
         dead_code_threshold=args.dead_code_threshold,
     )
+
+
+def build_seqae_defaults(args: argparse.Namespace) -> nn.Module:
+    """seqae's quantiser as a user gets it without tuning: every optional argument left out."""
+    return VectorQuantizer(dim=args.dim, codebook_size=args.codebook_size)
 
 
 def build_peer(args: argparse.Namespace) -> nn.Module:
@@ -194,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = {
         "seqae": (seqae_step, build_seqae(args).to(dev)),
         "peer": (peer_step, build_peer(args).to(dev)),
+        "defaults": (seqae_step, build_seqae_defaults(args).to(dev)),
     }
     print(
         f"\nquality: {args.quality_steps} training steps on a mixture of {args.clusters} "
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         result[name] = evaluate(step, vq, held_out, args.codebook_size)
         ppl, usage, mse = result[name]
         print(
-            f"  {name:6s} perplexity {ppl:7.1f}   codes used {usage:6.1%}   quantisation MSE {mse:.4f}"
+            f"  {name:8s} perplexity {ppl:7.1f}   codes used {usage:6.1%}   quantisation MSE {mse:.4f}"
         )
     print(
         f"  RATIO seqae/peer perplexity: {result['seqae'][0] / result['peer'][0]:.3f}  "

@@ -31,6 +31,7 @@ from seqae.core.base import BottleneckOutput, NonFiniteInputError
 from seqae.core.saving import (
     CONFIG_NAME,
     WEIGHTS_NAME,
+    SavedModelError,
     load_weights_strict,
     read_model_config,
     save_model_files,
@@ -389,7 +390,13 @@ class Autoencoder(nn.Module):
     ) -> Autoencoder:
         """Rebuild a model saved by :meth:`save_pretrained`; refuses weights of another model."""
         saved = read_model_config(directory, expected=(cls.model_type,))
-        model = cls.from_config(saved.config)
+        try:
+            model = cls.from_config(saved.config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise SavedModelError(
+                f"{saved.directory}: cannot build an autoencoder from its config.json "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
         load_weights_strict(model, saved.weights_path, map_location=map_location)
         return model.to(map_location)
 

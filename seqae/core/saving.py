@@ -50,6 +50,8 @@ __all__ = [
     "load_weights_strict",
     "tensors_checksum",
     "CHECKSUM_KEY",
+    "CONFIG_CHECKSUM_KEY",
+    "config_checksum",
     "load_state_dict_strict",
     "load_pretrained",
 ]
@@ -61,6 +63,9 @@ SAVED_MODEL_KIND = "saved_model"
 #: safetensors metadata key holding the SHA-256 of the tensors (safetensors has no checksum of
 #: its own: a flipped bit would load as a silently different model)
 CHECKSUM_KEY = "seqae.sha256"
+#: safetensors metadata key holding the SHA-256 of config.json's "config" section: a config
+#: changed or damaged after saving no longer matches its weights and is refused
+CONFIG_CHECKSUM_KEY = "seqae.config_sha256"
 _RESERVED = ("model_type", "format_version", "seqae_version", "config")
 
 
@@ -152,7 +157,10 @@ def save_model_files(
     save_safetensors_atomic(
         tensors,
         directory / WEIGHTS_NAME,
-        metadata={CHECKSUM_KEY: tensors_checksum(tensors)},
+        metadata={
+            CHECKSUM_KEY: tensors_checksum(tensors),
+            CONFIG_CHECKSUM_KEY: config_checksum(document["config"]),
+        },
         sync_dir=False,
     )
     atomic_write_json(directory / CONFIG_NAME, document)
@@ -220,12 +228,37 @@ def read_model_config(
         saved = SavedModel(directory, str(document["model_type"]), document["config"], extras)
     else:
         saved = _from_legacy(document, directory)
+    recorded = _recorded_metadata(saved.weights_path).get(CONFIG_CHECKSUM_KEY)
+    if recorded is not None and recorded != config_checksum(saved.config):
+        raise SavedModelError(
+            f"{path} does not match the weights saved with it (its config was changed or "
+            "damaged after saving); save the model again from its source"
+        )
     if expected is not None and saved.model_type not in expected:
         raise SavedModelError(
             f"{directory} holds a {saved.model_type!r} model; expected "
             f"{' or '.join(repr(e) for e in expected)}"
         )
     return saved
+
+
+def config_checksum(config: Mapping[str, Any]) -> str:
+    """SHA-256 of a config in canonical JSON (sorted keys)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _recorded_metadata(weights_path: Path) -> dict[str, str]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SavedModelError(
+            f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or "
+            "truncated"
+        ) from None
 
 
 def tensors_checksum(tensors: Mapping[str, Tensor]) -> str:

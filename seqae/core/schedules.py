@@ -31,7 +31,6 @@ __all__ = [
     "CyclicalSchedule",
     "ExponentialSchedule",
     "WarmupCosineSchedule",
-    "SCHEDULES",
     "build_schedule",
 ]
 
@@ -243,54 +242,72 @@ class WarmupCosineSchedule:
         return float(self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-SCHEDULES: dict[str, type] = {
-    cls.name: cls
-    for cls in (
-        ConstantSchedule,
-        LinearSchedule,
-        CosineSchedule,
-        CyclicalSchedule,
-        ExponentialSchedule,
-        WarmupCosineSchedule,
-    )
-}
-"""Schedule classes by the ``name`` used in config specs."""
+def _registered(name: Any) -> Any:
+    """The schedule factory registered as ``name`` (registry kind ``"schedule"``).
+
+    The registry is imported here, not at module level: looking a name up loads the plugins,
+    and the core plugin imports this module.
+
+    Raises:
+        ValueError: ``name`` is missing, not a string, or not registered (the message names the
+            closest registered schedule and lists them all).
+    """
+    from seqae import registry
+
+    if not isinstance(name, str):
+        raise ValueError(
+            f"a schedule spec needs a 'name' string, got {name!r}; registered schedules: "
+            f"{', '.join(registry.names('schedule'))}"
+        )
+    try:
+        return registry.get("schedule", name)
+    except registry.UnknownComponentError as err:
+        raise ValueError(str(err)) from err
 
 
 def build_schedule(spec: Mapping[str, Any] | float | Schedule) -> Schedule:
     """Build a schedule from a config entry.
 
+    Names are looked up in :mod:`seqae.registry` (kind ``"schedule"``), so a schedule that a
+    plugin registers works in a config exactly like the built-in ones.
+
     Args:
         spec: A number (a :class:`ConstantSchedule` of that value); a mapping with a ``"name"``
-            key (one of :data:`SCHEDULES`) and the class's keyword arguments, e.g.
-            ``{"name": "cyclical", "period": 5000, "ratio": 0.5}``; or an existing schedule,
-            returned unchanged.
+            key (a registered schedule: ``seqae list`` shows them) and the schedule's keyword
+            arguments, e.g. ``{"name": "cyclical", "period": 5000, "ratio": 0.5}``; or an
+            existing schedule, returned unchanged.
 
     Raises:
-        ValueError: Unknown name, unknown or invalid arguments, or a spec of another type.
+        ValueError: Unknown name (with the closest registered one, if any), unknown or invalid
+            arguments, or a spec of another type.
     """
     if isinstance(spec, bool):
         raise ValueError("a schedule spec cannot be a bool")
     if isinstance(spec, int | float):
         return ConstantSchedule(value=float(spec))
     if isinstance(spec, Mapping):
-        if "name" not in spec:
-            raise ValueError(
-                f"schedule spec {dict(spec)!r} has no 'name'; choices: {', '.join(SCHEDULES)}"
-            )
         kwargs = dict(spec)
-        name = kwargs.pop("name")
-        if name not in SCHEDULES:
-            raise ValueError(f"unknown schedule {name!r}; choices: {', '.join(SCHEDULES)}")
-        cls = SCHEDULES[name]
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - allowed)
-        if unknown:
+        name = kwargs.pop("name", None)
+        factory = _registered(name)
+        if isinstance(factory, type) and dataclasses.is_dataclass(factory):
+            allowed = {f.name for f in dataclasses.fields(factory)}
+            unknown = sorted(set(kwargs) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"unknown argument(s) {', '.join(unknown)} for schedule {name!r}; "
+                    f"accepted: {', '.join(sorted(allowed))}"
+                )
+            return factory(**kwargs)
+        try:
+            schedule = factory(**kwargs)
+        except TypeError as err:
+            raise ValueError(f"cannot build schedule {name!r} with {kwargs}: {err}") from err
+        if not callable(schedule):
             raise ValueError(
-                f"unknown argument(s) {', '.join(unknown)} for schedule {name!r}; "
-                f"accepted: {', '.join(sorted(allowed))}"
+                f"schedule {name!r} built a {type(schedule).__name__}, which is not callable; "
+                "a schedule maps a step to a float"
             )
-        return cls(**kwargs)
+        return schedule
     if callable(spec):
         return spec
     raise ValueError(

@@ -1,10 +1,20 @@
 """Evaluation metrics: reconstruction error, log-likelihood, codebook usage, clustering,
-disentanglement, and speech (speaker similarity, word error rate, mel-cepstral distortion).
+disentanglement, word error rate, bootstrap intervals and Markdown result tables, and speech
+(speaker similarity, ASR transcripts, mel-cepstral distortion).
 
 All run without gradients and accept batches on any device; models are duck-typed (see each
 module's docstring for what it calls).
 """
 
+from seqae.metrics.bootstrap import (
+    BootstrapInterval,
+    MeanEstimate,
+    bootstrap_ratio,
+    mean_and_se,
+    paired_bootstrap,
+    paired_difference,
+    standard_error,
+)
 from seqae.metrics.classification import accuracy, classifier_accuracy
 from seqae.metrics.clustering import (
     ClusteringScores,
@@ -45,23 +55,38 @@ from seqae.metrics.reconstruction import (
 from seqae.metrics.speech import (
     SpeakerEmbedder,
     Transcriber,
+    dtw_path,
+    mel_cepstral_distortion,
+    mel_cepstrum,
+    speaker_probe,
+    speaker_similarity_report,
+)
+from seqae.metrics.speech import cosine as speaker_cosine
+from seqae.metrics.tables import format_estimate, format_number, markdown_table
+from seqae.metrics.wer import (
     WERInterval,
     WordErrors,
     corpus_wer,
     corpus_wer_bootstrap,
-    dtw_path,
-    mel_cepstral_distortion,
-    mel_cepstrum,
+    edit_operations,
     normalize_text,
     paired_wer_difference,
-    speaker_probe,
-    speaker_similarity_report,
     word_error_rate,
     word_errors,
 )
-from seqae.metrics.speech import cosine as speaker_cosine
 
 __all__ = [
+    "BootstrapInterval",
+    "MeanEstimate",
+    "bootstrap_ratio",
+    "edit_operations",
+    "format_estimate",
+    "format_number",
+    "markdown_table",
+    "mean_and_se",
+    "paired_bootstrap",
+    "paired_difference",
+    "standard_error",
     "SpeakerEmbedder",
     "Transcriber",
     "WERInterval",

@@ -1,8 +1,9 @@
 """Objective speech metrics for voice conversion: content, speaker identity, spectral distance.
 
-- Content preservation: :func:`word_error_rate` / :func:`word_errors` / :func:`corpus_wer`
-  (word-level Levenshtein distance after :func:`normalize_text`), with transcripts from
-  :class:`Transcriber` (pocketsphinx 5 and the en-us model shipped in its wheel; offline).
+- Content preservation: transcripts from :class:`Transcriber` (pocketsphinx 5 and the en-us
+  model shipped in its wheel; offline), scored with the text-level word error rate of
+  :mod:`seqae.metrics.wer` (:func:`word_error_rate`, :func:`corpus_wer`,
+  :func:`corpus_wer_bootstrap`, :func:`paired_wer_difference`; re-exported here).
 - Speaker identity: :class:`SpeakerEmbedder` (resemblyzer's GE2E ``VoiceEncoder``, Wan et al.
   2018, arXiv 1710.10467; 256-d L2-normalised utterance embeddings) and
   :func:`speaker_similarity_report` (cosine to target and to source, and the share of
@@ -28,17 +29,27 @@ pass ``sample_rate`` when they are not at 16 kHz.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+# the text-level WER lives in seqae.metrics.wer; re-exported so that imports from here still work
+from seqae.metrics.wer import (
+    WERInterval,
+    WordErrors,
+    corpus_wer,
+    corpus_wer_bootstrap,
+    normalize_text,
+    paired_wer_difference,
+    word_error_rate,
+    word_errors,
+)
 
 __all__ = [
     "WordErrors",
@@ -107,254 +118,6 @@ def _resample(x: np.ndarray, sample_rate: int, target: int, *, who: str) -> np.n
     import torchaudio.functional as AF
 
     return AF.resample(torch.from_numpy(x), int(sample_rate), int(target)).numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Word error rate
-# --------------------------------------------------------------------------------------------
-
-
-class WordErrors(NamedTuple):
-    """Edit operations of the best word alignment of a hypothesis to a reference."""
-
-    substitutions: int
-    deletions: int
-    insertions: int
-    n_ref_words: int
-
-    @property
-    def errors(self) -> int:
-        """Total edits (substitutions + deletions + insertions)."""
-        return self.substitutions + self.deletions + self.insertions
-
-
-_APOSTROPHES = re.compile(r"['\u2019\u2018`]")
-_NON_WORD = re.compile(r"[^\w\s]|_")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Normalise a sentence for WER: lowercase, no punctuation, single spaces.
-
-    Apostrophes are removed inside words (``"Don't"`` -> ``"dont"``, so the reference and
-    pocketsphinx's ``"don't"`` agree); every other punctuation mark (hyphens included) becomes a
-    space; accents are kept (NFKC normalisation only); runs of white space collapse to one.
-
-    Args:
-        text: Any string.
-
-    Returns:
-        The normalised string (possibly empty).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"normalize_text: expected a str, got {type(text).__name__}")
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _APOSTROPHES.sub("", text)
-    text = _NON_WORD.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
-
-
-def _words(text: str, normalize: bool) -> list[str]:
-    return (normalize_text(text) if normalize else text).split()
-
-
-def word_errors(reference: str, hypothesis: str, *, normalize: bool = True) -> WordErrors:
-    """Count substitutions, deletions and insertions between two word sequences.
-
-    Word-level Levenshtein distance (unit costs); among the alignments with the fewest edits,
-    the backtrace prefers substitutions, then deletions, then insertions.
-
-    Args:
-        reference: The true text.
-        hypothesis: The recognised text.
-        normalize: Apply :func:`normalize_text` to both first (default); otherwise split on
-            white space only.
-
-    Returns:
-        :class:`WordErrors` ``(substitutions, deletions, insertions, n_ref_words)``.
-    """
-    if not isinstance(reference, str) or not isinstance(hypothesis, str):
-        raise TypeError(
-            "word_errors: reference and hypothesis must be str, got "
-            f"{type(reference).__name__} and {type(hypothesis).__name__}"
-        )
-    ref = _words(reference, normalize)
-    hyp = _words(hypothesis, normalize)
-    n, m = len(ref), len(hyp)
-    # dist[i][j]: edits turning ref[:i] into hyp[:j].
-    dist = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        dist[i][0] = i
-    for j in range(m + 1):
-        dist[0][j] = j
-    for i in range(1, n + 1):
-        row, prev = dist[i], dist[i - 1]
-        r = ref[i - 1]
-        for j in range(1, m + 1):
-            row[j] = min(prev[j - 1] + (r != hyp[j - 1]), prev[j] + 1, row[j - 1] + 1)
-    subs = dels = ins = 0
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and dist[i][j] == dist[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            subs += ref[i - 1] != hyp[j - 1]
-            i, j = i - 1, j - 1
-        elif i > 0 and dist[i][j] == dist[i - 1][j] + 1:
-            dels += 1
-            i -= 1
-        else:
-            ins += 1
-            j -= 1
-    return WordErrors(subs, dels, ins, n)
-
-
-def word_error_rate(reference: str, hypothesis: str, *, normalize: bool = True) -> float:
-    """Word error rate of one hypothesis: ``(S + D + I) / N`` (can exceed 1).
-
-    Args:
-        reference: The true text; must contain at least one word after normalisation.
-        hypothesis: The recognised text (may be empty: WER 1).
-        normalize: Apply :func:`normalize_text` first (default).
-
-    Raises:
-        ValueError: The reference has no words (WER is undefined).
-    """
-    e = word_errors(reference, hypothesis, normalize=normalize)
-    if e.n_ref_words == 0:
-        raise ValueError(
-            f"word_error_rate: the reference {reference!r} has no words after normalisation; "
-            "WER is undefined"
-        )
-    return e.errors / e.n_ref_words
-
-
-def _edit_counts(
-    references: Sequence[str], hypotheses: Sequence[str], *, normalize: bool, who: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pair edit counts and reference word counts, after checking the two lists match."""
-    if isinstance(references, str) or isinstance(hypotheses, str):
-        raise TypeError(f"{who}: pass sequences of strings, not a single string")
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{who}: {len(references)} references but {len(hypotheses)} hypotheses")
-    if len(references) == 0:
-        raise ValueError(f"{who}: no sentence pairs")
-    counts = [
-        word_errors(r, h, normalize=normalize) for r, h in zip(references, hypotheses, strict=True)
-    ]
-    words = np.array([c.n_ref_words for c in counts], dtype=np.float64)
-    if words.sum() == 0:
-        raise ValueError(f"{who}: the references contain no words; WER is undefined")
-    return np.array([c.errors for c in counts], dtype=np.float64), words
-
-
-def corpus_wer(
-    references: Sequence[str], hypotheses: Sequence[str], *, normalize: bool = True
-) -> float:
-    """Corpus-level WER: total edits over all pairs divided by total reference words.
-
-    This weights long sentences more than the mean of per-sentence WERs does, and it is the
-    usual way to report ASR error over a test set.
-
-    Args:
-        references: True texts.
-        hypotheses: Recognised texts, one per reference.
-        normalize: Apply :func:`normalize_text` first (default).
-
-    Raises:
-        ValueError: Different lengths, no pairs, or no reference words at all.
-    """
-    errors, words = _edit_counts(references, hypotheses, normalize=normalize, who="corpus_wer")
-    return float(errors.sum() / words.sum())
-
-
-class WERInterval(NamedTuple):
-    """A corpus-level WER (or a difference of two) with its bootstrap uncertainty."""
-
-    wer: float
-    #: Standard deviation of the statistic over bootstrap resamples of the sentence pairs.
-    se: float
-    #: Percentile interval at the requested level.
-    low: float
-    high: float
-
-
-def _bootstrap(
-    errors: np.ndarray, words: np.ndarray, *, n_boot: int, level: float, seed: int, who: str
-) -> WERInterval:
-    """Resample sentence pairs with replacement; the statistic is ``sum(errors) / sum(words)``.
-
-    With a system's edit counts it is the corpus WER; with the per-pair difference of two
-    systems' counts on the same pairs it is the paired difference of their WERs: each resample
-    draws the same sentences for both, so what the sentences share (length, difficulty)
-    cancels out.
-    """
-    if n_boot < 1:
-        raise ValueError(f"{who}: n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"{who}: level must lie in (0, 1), got {level}")
-    n = len(words)
-    rng = np.random.default_rng(seed)
-    parts = []
-    # blocks of resamples keep the count matrix near 16 MB however many pairs there are
-    block = max(1, 2_000_000 // n)
-    for start in range(0, n_boot, block):
-        # row b counts how often each pair is drawn in resample b
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(block, n_boot - start))
-        w = counts @ words
-        keep = w > 0  # a resample of only empty references has no WER
-        parts.append((counts[keep] @ errors) / w[keep])
-    stats = np.concatenate(parts)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(stats, [tail, 1.0 - tail])
-    return WERInterval(
-        float(errors.sum() / words.sum()), float(stats.std()), float(low), float(high)
-    )
-
-
-def corpus_wer_bootstrap(
-    references: Sequence[str],
-    hypotheses: Sequence[str],
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-    normalize: bool = True,
-) -> WERInterval:
-    """:func:`corpus_wer` with a bootstrap standard error and percentile interval.
-
-    The sentence pairs are resampled with replacement ``n_boot`` times (seeded, so the result is
-    reproducible). A WER on 100-odd sentences is uncertain by a few hundredths; read a
-    difference between two systems with :func:`paired_wer_difference`, not from two intervals.
-    """
-    who = "corpus_wer_bootstrap"
-    errors, words = _edit_counts(references, hypotheses, normalize=normalize, who=who)
-    return _bootstrap(errors, words, n_boot=n_boot, level=level, seed=seed, who=who)
-
-
-def paired_wer_difference(
-    references: Sequence[str],
-    hypotheses_a: Sequence[str],
-    hypotheses_b: Sequence[str],
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-    normalize: bool = True,
-) -> WERInterval:
-    """WER(B) - WER(A) on the same sentences, with a paired bootstrap (Bisani & Ney, 2004).
-
-    Negative means B makes fewer errors. Because both systems are resampled on the same
-    sentences, the interval is much narrower than the two WERs' own intervals suggest when
-    the systems err on the same sentences, which they usually do.
-    """
-    who = "paired_wer_difference"
-    if len(hypotheses_a) != len(hypotheses_b):
-        raise ValueError(
-            f"{who}: {len(hypotheses_a)} hypotheses from A but {len(hypotheses_b)} from B; "
-            "a paired comparison needs one of each per reference"
-        )
-    errors_a, words = _edit_counts(references, hypotheses_a, normalize=normalize, who=who)
-    errors_b, _ = _edit_counts(references, hypotheses_b, normalize=normalize, who=who)
-    return _bootstrap(errors_b - errors_a, words, n_boot=n_boot, level=level, seed=seed, who=who)
 
 
 # --------------------------------------------------------------------------------------------

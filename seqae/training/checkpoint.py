@@ -301,7 +301,10 @@ class CheckpointManager:
         highest-step file); None when there is none."""
         pointer = self.directory / "latest"
         if pointer.is_file():
-            name = pointer.read_text(encoding="utf-8").strip()
+            try:
+                name = pointer.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):  # a damaged pointer: use the file names
+                name = ""
             candidate = self.directory / name
             if _STEP_RE.match(name) and candidate.is_file():
                 return candidate

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 
 import pytest
 
+from seqae import registry
 from seqae.core import schedules as S
+from seqae.core.plugin import register as register_core
+from seqae.registry import Registry
+
+BUILTINS = (
+    S.ConstantSchedule,
+    S.LinearSchedule,
+    S.CosineSchedule,
+    S.CyclicalSchedule,
+    S.ExponentialSchedule,
+    S.WarmupCosineSchedule,
+)
 
 
 def test_constant() -> None:
@@ -100,9 +113,10 @@ def test_build_schedule_number_and_mapping() -> None:
     s = S.build_schedule({"name": "linear", "start": 0.0, "end": 1.0, "steps": 1000})
     assert s == S.LinearSchedule(start=0.0, end=1.0, steps=1000)
     assert s(500) == pytest.approx(0.5)
-    for name, cls in S.SCHEDULES.items():
-        assert isinstance(S.build_schedule({"name": name}), cls)
-        assert isinstance(S.build_schedule({"name": name}), S.Schedule)
+    for cls in BUILTINS:
+        assert registry.get("schedule", cls.name) is cls
+        assert isinstance(S.build_schedule({"name": cls.name}), cls)
+        assert isinstance(S.build_schedule({"name": cls.name}), S.Schedule)
 
 
 def test_build_schedule_passes_schedules_through() -> None:
@@ -116,12 +130,15 @@ def test_build_schedule_passes_schedules_through() -> None:
 
 
 def test_build_schedule_errors() -> None:
+    listed = "constant, cosine, cyclical, exponential, linear, warmup_cosine"
     with pytest.raises(
-        ValueError, match="choices: constant, linear, cosine, cyclical, exponential"
+        ValueError, match=f"unknown schedule 'sigmoid'; registered schedules: {listed}"
     ):
         S.build_schedule({"name": "sigmoid"})
-    with pytest.raises(ValueError, match="no 'name'"):
+    with pytest.raises(ValueError, match=f"needs a 'name' string, got None; .*: {listed}"):
         S.build_schedule({"steps": 10})
+    with pytest.raises(ValueError, match="needs a 'name' string, got 3"):
+        S.build_schedule({"name": 3})
     with pytest.raises(ValueError, match="unknown argument.*rate"):
         S.build_schedule({"name": "linear", "rate": 0.1})
     with pytest.raises(ValueError, match="ratio"):
@@ -152,3 +169,65 @@ def test_warmup_cosine_learning_rate_factor() -> None:
         S.WarmupCosineSchedule(warmup=10, steps=10)
     with pytest.raises(ValueError, match=r"floor must be in \[0, 1\]"):
         S.WarmupCosineSchedule(steps=10, floor=1.5)
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A new global registry holding only the core plugin's components, dropped after the test."""
+    reg = Registry(autoload=False)
+    register_core(reg)
+    monkeypatch.setattr(registry, "REGISTRY", reg)
+    return reg
+
+
+class MySched:
+    """A plugin's schedule that is not a dataclass: ``base * step``."""
+
+    def __init__(self, *, base: float = 1.0) -> None:
+        self.base = base
+
+    def __call__(self, step: int) -> float:
+        return self.base * step
+
+
+def test_build_schedule_finds_a_schedule_registered_by_a_plugin(fresh_registry: Registry) -> None:
+    with pytest.raises(ValueError, match="unknown schedule 'my_sched'"):
+        S.build_schedule({"name": "my_sched", "base": 0.5})
+    registry.register("schedule", "my_sched", MySched)
+    assert "my_sched" in registry.names("schedule")  # what `seqae list` prints
+    s = S.build_schedule({"name": "my_sched", "base": 0.5})
+    assert isinstance(s, MySched) and s(4) == 2.0
+    with pytest.raises(ValueError, match="cannot build schedule 'my_sched'.*unexpected keyword"):
+        S.build_schedule({"name": "my_sched", "slope": 0.5})
+
+
+def test_build_schedule_finds_a_registered_dataclass_schedule(fresh_registry: Registry) -> None:
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class Step:
+        at: int = 10
+
+        def __call__(self, step: int) -> float:
+            return float(step >= self.at)
+
+    registry.register("schedule", "step_up", Step)
+    assert S.build_schedule({"name": "step_up", "at": 3})(3) == 1.0
+    with pytest.raises(ValueError, match="unknown argument.*height.*accepted: at"):
+        S.build_schedule({"name": "step_up", "height": 2})
+
+
+def test_build_schedule_unknown_name_suggests_the_closest(fresh_registry: Registry) -> None:
+    registry.register("schedule", "my_sched", MySched)
+    with pytest.raises(
+        ValueError, match="unknown schedule 'my_shed' \\(did you mean 'my_sched'\\?\\)"
+    ):
+        S.build_schedule({"name": "my_shed"})
+    with pytest.raises(ValueError, match="did you mean 'cosine'"):
+        S.build_schedule({"name": "cosin"})
+
+
+def test_build_schedule_refuses_a_factory_that_builds_no_callable(
+    fresh_registry: Registry,
+) -> None:
+    registry.register("schedule", "number", lambda: 3.0)
+    with pytest.raises(ValueError, match="schedule 'number' built a float, which is not callable"):
+        S.build_schedule({"name": "number"})

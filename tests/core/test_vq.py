@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -33,6 +34,10 @@ def _clustered(
         n_clusters * per_cluster, dim, generator=g
     )
     return centres, x[torch.randperm(x.shape[0], generator=g)]
+
+
+#: The defaults before k-means initialisation and dead-code restarts were turned on.
+OFF = dict(kmeans_init=False, dead_code_threshold=0.0)
 
 
 def _buffers(m: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -145,7 +150,7 @@ def test_codebook_gradient_without_ema():
 # --------------------------------------------------------------------------------------------
 def test_ema_update_matches_hand_computation():
     decay, eps = 0.5, 1e-5
-    vq = VectorQuantizer(dim=2, codebook_size=3, decay=decay, eps=eps)
+    vq = VectorQuantizer(**OFF, dim=2, codebook_size=3, decay=decay, eps=eps)
     codebook = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     vq.embed.copy_(codebook)
     vq.embed_sum.copy_(codebook)
@@ -170,6 +175,72 @@ def test_ema_update_matches_hand_computation():
     )
     assert out.info["usage"].item() == pytest.approx(2 / 3)
     assert out.info["perplexity"].item() == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# defaults that use the codebook
+# --------------------------------------------------------------------------------------------
+N_CLUSTERS = 8
+
+
+def _fit_clusters(seed: int, steps: int, **kwargs) -> tuple[list[set[int]], float]:
+    """Train a quantiser of ``N_CLUSTERS`` codes on batches from ``N_CLUSTERS`` well-separated
+    clusters (centres 10 apart or more around (10, ..., 10), noise 0.1: like encoder outputs,
+    not centred on the N(0, 1) initial codebook); return the codes each cluster's held-out
+    vectors get, and the held-out perplexity."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    centres = 10.0 + 4.0 * torch.randn(N_CLUSTERS, 8, generator=g)
+    for _ in range(100):  # redraw until every pair of centres is at least 10 apart
+        if torch.pdist(centres).min() >= 10.0:
+            break
+        centres = 10.0 + 4.0 * torch.randn(N_CLUSTERS, 8, generator=g)
+    assert torch.pdist(centres).min() >= 10.0
+
+    def sample(per_cluster: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = torch.arange(N_CLUSTERS).repeat_interleave(per_cluster)
+        return centres[labels] + 0.1 * torch.randn(len(labels), 8, generator=g), labels
+
+    vq = VectorQuantizer(dim=8, codebook_size=N_CLUSTERS, **kwargs)
+    for _ in range(steps):
+        vq(sample(16)[0])
+    x, labels = sample(64)
+    out = vq.eval()(x)
+    idx = out.info["indices"]
+    return [set(idx[labels == c].tolist()) for c in range(N_CLUSTERS)], out.info[
+        "perplexity"
+    ].item()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_old_defaults_merge_clusters_and_new_defaults_do_not(seed):
+    # before: random codebook, no k-means, no restarts -> the code nearest to the data takes
+    # every cluster (one code for all eight in each of these seeds), the others never move
+    codes, perplexity = _fit_clusters(seed, steps=60, **OFF)
+    assert len(set().union(*codes)) <= 2
+    assert perplexity < 2.0
+    # now: VectorQuantizer(dim=..., codebook_size=...) and nothing else
+    codes, perplexity = _fit_clusters(seed, steps=60)
+    assert all(len(c) == 1 for c in codes)  # each cluster on one code ...
+    assert len(set().union(*codes)) == N_CLUSTERS  # ... of its own
+    assert perplexity == pytest.approx(N_CLUSTERS, rel=1e-3)
+
+
+def test_default_dead_code_restart_revives_codes_without_kmeans():
+    off_codes, off_perplexity = _fit_clusters(0, steps=400, **OFF)
+    codes, perplexity = _fit_clusters(0, steps=400, kmeans_init=False)
+    assert len(set().union(*off_codes)) == 1 and off_perplexity < 1.01
+    # the unused codes' EMA usage decays from 1 below the default threshold 0.1 in ~230 steps;
+    # they restart on batch vectors and take clusters from the code that had merged them all
+    # (restarts cannot undo two codes sharing a cluster: that is k-means' job)
+    assert len(set().union(*codes)) >= 6
+    assert perplexity > 4.0
+
+
+def test_defaults():
+    vq = VectorQuantizer(dim=4, codebook_size=8)
+    assert vq.kmeans_init and not vq.initted
+    assert vq.dead_code_threshold == vq_module.DEFAULT_DEAD_CODE_THRESHOLD == 0.1
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +285,14 @@ def test_kmeans_helper_handles_fewer_vectors_than_codes():
 # --------------------------------------------------------------------------------------------
 def _train_on_offset_data(threshold: float, ema: bool, steps: int = 30):
     torch.manual_seed(6)
-    vq = VectorQuantizer(dim=4, codebook_size=32, decay=0.9, dead_code_threshold=threshold, ema=ema)
+    vq = VectorQuantizer(
+        dim=4,
+        codebook_size=32,
+        decay=0.9,
+        kmeans_init=False,
+        dead_code_threshold=threshold,
+        ema=ema,
+    )
     _, x = _clustered(16, 16, 4, scale=1.0, noise=0.1, seed=7)
     dead_seen = 0
     for _ in range(steps):
@@ -227,7 +305,14 @@ def _train_on_offset_data(threshold: float, ema: bool, steps: int = 30):
 def test_dead_code_restart_moves_dead_codes_onto_batch_vectors(ema):
     torch.manual_seed(10)
     threshold = 0.8
-    vq = VectorQuantizer(dim=2, codebook_size=4, decay=0.5, dead_code_threshold=threshold, ema=ema)
+    vq = VectorQuantizer(
+        dim=2,
+        codebook_size=4,
+        decay=0.5,
+        kmeans_init=False,
+        dead_code_threshold=threshold,
+        ema=ema,
+    )
     codebook = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
     with torch.no_grad():
         vq.codebook.copy_(codebook)
@@ -328,6 +413,32 @@ def test_bad_inputs_raise_value_error(h, match):
         assert torch.equal(before[k], v)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("kwargs", [{}, OFF], ids=["defaults", "no_kmeans"])
+def test_overflowing_input_is_refused_before_the_codebook_sees_it(training, kwargs):
+    vq = VectorQuantizer(dim=8, codebook_size=4, **kwargs).train(training)
+    before = _buffers(vq)
+    with pytest.raises(ValueError, match="too large: its squared distance to the codebook"):
+        vq(torch.full((3, 8), 1e30))
+    for k, v in _buffers(vq).items():
+        assert torch.equal(before[k], v)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    ("shape", "feature_dim"), [((0, 8), -1), ((2, 0, 8), -1), ((2, 8, 0), 1), ((0, 8, 5), 1)]
+)
+def test_empty_input_is_a_clear_error(shape, feature_dim, training):
+    # it used to be reported as an overflow (the mean loss of no vectors is NaN)
+    vq = VectorQuantizer(dim=8, codebook_size=4, feature_dim=feature_dim).train(training)
+    before = _buffers(vq)
+    with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} holds no vectors"):
+        vq(torch.randn(shape))
+    for k, v in _buffers(vq).items():
+        assert torch.equal(before[k], v)
+    assert not vq.initted  # k-means waits for a batch with vectors in it
+
+
 def test_integer_input_raises_type_error():
     # the same exception type as every other bottleneck (seqae.core.base.check_features)
     vq = VectorQuantizer(dim=8, codebook_size=4)
@@ -354,7 +465,7 @@ _DIST_CONFIGS = {
     "full": (dict(kmeans_init=True, dead_code_threshold=2.0, decay=0.5), True),
     "full_nosync": (dict(kmeans_init=True, dead_code_threshold=2.0, decay=0.5), False),
     "grad": (dict(ema=False, kmeans_init=True, dead_code_threshold=2.0, decay=0.5), True),
-    "plain": (dict(decay=0.8), True),
+    "plain": (dict(decay=0.8, kmeans_init=False, dead_code_threshold=0.0), True),
 }
 _DIST_STEPS = 6
 
