@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from seqae.audio import models
+from seqae import registry
 from seqae.audio.features import FeatureConfig, log_mel
 from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss
 from seqae.config import load_config
@@ -54,7 +54,8 @@ def vc_task(
 ) -> tuple[torch.nn.Module, list, LossFn]:
     """The vc recipe's model (``model.name``, or ``name``), random log-mel batches, its loss."""
     name = name or cfg["model"]["name"]
-    model = models.VC_MODELS[name].from_config(dict(cfg["model"][name] or {})).to(device)
+    model_cls = registry.get("vc_model", name)
+    model = model_cls.from_config(dict(cfg["model"][name] or {})).to(device)
     b, t = cfg["train"]["batch_size"], cfg["data"]["segment_frames"]
     kl_weight, code_weight = cfg["train"]["kl_weight"], cfg["train"]["autovc_code_weight"]
 
@@ -136,8 +137,9 @@ def main() -> None:
             p.error("--model chooses a vc variant; the vocoder configs have one model")
         model, batches, loss_of = vocoder_task(cfg, device, args.seed)
     else:
-        if args.model is not None and args.model not in models.VC_MODELS:
-            p.error(f"--model must be one of {', '.join(models.VC_MODELS)}, got {args.model!r}")
+        known = registry.names("vc_model")
+        if args.model is not None and args.model not in known:
+            p.error(f"--model must be one of {', '.join(known)}, got {args.model!r}")
         model, batches, loss_of = vc_task(cfg, device, args.seed, args.model)
     t = cfg["train"]
     optimizer = torch.optim.AdamW(

@@ -9,13 +9,25 @@
 - :mod:`~seqae.audio.dataset`: VCTK-layout corpora, a log-mel cache, training crops.
 - :mod:`~seqae.audio.corpus`: the embedded multi-speaker corpus, synthesized offline
   (``seqae data speech``).
-- :mod:`~seqae.audio.models`: AdaIN-VC, VQVC, AutoVC and the speaker adversary.
+- :mod:`~seqae.audio.blocks`: masks, conv blocks and the speaker encoder the models share.
+- :mod:`~seqae.audio.vc_base`: the voice-conversion model interface, saving and
+  :func:`load_vc_model`; the models, one file each: :mod:`~seqae.audio.adain_vc`,
+  :mod:`~seqae.audio.vq_vc`, :mod:`~seqae.audio.autovc`, and the speaker adversary
+  (:mod:`~seqae.audio.adversary`); :mod:`~seqae.audio.models` re-exports them. They are found by
+  name through the registry kind ``vc_model``.
 - :mod:`~seqae.audio.matching`: per-bin log-mel statistics matching to the target's references.
 - :mod:`~seqae.audio.convert`: :class:`VoiceConverter` and ``seqae convert``.
 - :mod:`~seqae.audio.evaluate`: the objective evaluation (``seqae vc-eval``).
 """
 
+from seqae.extras import require_extra
+
+require_extra("audio", feature="the audio plugin")
+
+from seqae.audio.adain_vc import AdaINVC
+from seqae.audio.adversary import SpeakerAdversary
 from seqae.audio.augment import sample_warp_factors, warp_mels
+from seqae.audio.autovc import AutoVC
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.corpus import build_speech_corpus
 from seqae.audio.dataset import (
@@ -39,26 +51,19 @@ from seqae.audio.features import (
 )
 from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
 from seqae.audio.matching import MelStatistics, match_statistics, mel_statistics
-from seqae.audio.models import (
-    VC_MODELS,
-    VQVC,
-    AdaINVC,
-    AutoVC,
-    SpeakerAdversary,
-    VCOutput,
-    load_vc_model,
-)
 from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss, load_vocoder
+from seqae.audio.vc_base import VCOutput, VoiceConversionModel, load_vc_model
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
+from seqae.audio.vq_vc import VQVC
 
 __all__ = [
     "AUDIO_EXTENSIONS",
-    "VC_MODELS",
     "VQVC",
     "AdaINVC",
     "AutoVC",
     "SpeakerAdversary",
     "VCOutput",
+    "VoiceConversionModel",
     "VoiceConverter",
     "build_speech_corpus",
     "evaluate_conversion",

@@ -26,7 +26,16 @@ The same from a shell (``add_parser`` adds this subcommand to ``seqae``)::
 A manifest is a TSV (or CSV) file with the header ``source<TAB>target<TAB>out``; ``target`` may
 list several references separated by ``|``; relative paths are resolved against the manifest's
 folder (``out`` against ``--out-dir`` when given). Exit status: 0 when every file was converted,
-2 for bad input (a missing or unusable model, audio file or manifest row).
+2 for bad input (a missing or unusable model, audio file, manifest row or setting), each reported
+in one line.
+
+Before anything is converted every output is checked: an output that is one of the inputs (the
+source, a reference, the manifest; the same file through a link too), an existing folder, an
+extension naming no format libsndfile writes, or two rows writing one file are refused. The
+extension chooses the format (``.wav``: 16-bit PCM, ``.flac``, ``.ogg``, ``.mp3``, ...; see
+:func:`seqae.audio.io.output_format`). Output whose peak would clip is scaled down as a whole
+(:func:`seqae.audio.io.write_audio`: to -0.1 dBFS, -1 dBFS for lossy codecs) and the command says
+so on stderr.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +61,15 @@ from seqae.audio.features import (
     MelExtractor,
     check_same_features,
 )
-from seqae.audio.io import AudioFileError, load_audio, prepare_waveform, save_audio
+from seqae.audio.io import (
+    AudioFileError,
+    AudioOutputError,
+    WrittenAudio,
+    load_audio,
+    output_format,
+    prepare_waveform,
+    write_audio,
+)
 from seqae.audio.matching import (
     DEFAULT_SPREAD_WEIGHT,
     MATCH_MODES,
@@ -66,6 +83,7 @@ from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
 
 __all__ = [
     "AudioInput",
+    "ChunkSettingsError",
     "ManifestError",
     "ManifestRow",
     "ModelDirectoryError",
@@ -86,6 +104,19 @@ class ModelDirectoryError(FileNotFoundError):
 
 class ManifestError(ValueError):
     """A batch-conversion manifest that cannot be read, or one of its rows; names file and row."""
+
+
+class ChunkSettingsError(ValueError):
+    """``chunk_seconds`` / ``overlap_seconds`` a model cannot be converted with.
+
+    Attributes:
+        minimum_chunk_seconds: The shortest ``chunk_seconds`` that works with the given
+            ``overlap_seconds`` (None when the overlap itself is invalid).
+    """
+
+    def __init__(self, message: str, *, minimum_chunk_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.minimum_chunk_seconds = minimum_chunk_seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +237,8 @@ class VoiceConverter:
     Raises:
         FeatureMismatchError: the model, the vocoder and ``feature_config`` disagree; the message
             names both sides and each differing setting.
+        ChunkSettingsError: ``overlap_seconds`` is not positive, or ``chunk_seconds`` is too
+            short for it (the error carries the shortest that works).
     """
 
     def __init__(
@@ -238,18 +271,30 @@ class VoiceConverter:
             )
         self.feature_config: FeatureConfig = model_config
         fps = model_config.frames_per_second
-        self.chunk_frames = max(1, round(chunk_seconds * fps))
-        self.overlap_frames = max(1, round(overlap_seconds * fps))
         align = int(getattr(model, "total_stride", 1))
         self.align = align
-        if overlap_seconds <= 0 or self.chunk_frames < 3 * (self.overlap_frames + align - 1) + (
-            align - 1
-        ):
-            raise ValueError(
-                f"need overlap_seconds > 0 and chunk_seconds >= 3 * overlap_seconds (plus a few "
-                f"frames for the model's time stride {align}), got chunk_seconds={chunk_seconds}, "
-                f"overlap_seconds={overlap_seconds}"
+        if not (math.isfinite(overlap_seconds) and overlap_seconds > 0):
+            raise ChunkSettingsError(
+                f"overlap_seconds must be a positive number of seconds, got {overlap_seconds}"
             )
+        self.overlap_frames = max(1, round(overlap_seconds * fps))
+        stride_frames = 4 * (align - 1)  # room to align every chunk start to the stride
+        need = 3 * self.overlap_frames + stride_frames
+        shortest = math.ceil(100 * (need - 0.5) / fps) / 100  # round(c * fps) >= need
+        if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
+            raise ChunkSettingsError(
+                f"chunk_seconds must be a positive number of seconds, got {chunk_seconds}",
+                minimum_chunk_seconds=shortest,
+            )
+        if round(chunk_seconds * fps) < need:
+            raise ChunkSettingsError(
+                f"chunk_seconds={chunk_seconds} is too short for overlap_seconds="
+                f"{overlap_seconds}: a chunk must hold 3 overlaps plus {stride_frames} frames "
+                f"for the model's time stride {align}, so chunk_seconds must be at least "
+                f"{shortest:.2f} (or overlap_seconds smaller)",
+                minimum_chunk_seconds=shortest,
+            )
+        self.chunk_frames = round(chunk_seconds * fps)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.chunk_seconds = chunk_seconds
@@ -289,6 +334,18 @@ class VoiceConverter:
 
         Raises:
             ModelDirectoryError: ``directory`` is missing or holds no ``config.json``.
+            ValueError: the saved model cannot be loaded (the model loader's message: e.g. a
+                ``SavedModelError`` for NaN or infinite weights), or a setting in ``kwargs`` is
+                invalid (:class:`ChunkSettingsError`, ...).
+        """
+        return cls(cls.load_model(directory), **kwargs)
+
+    @staticmethod
+    def load_model(directory: str | os.PathLike[str]) -> nn.Module:
+        """The voice-conversion model saved in ``directory`` (``load_vc_model``), on the CPU.
+
+        Raises:
+            ModelDirectoryError: ``directory`` is missing or holds no ``config.json``.
             ValueError: the saved model cannot be loaded (the model loader's message).
         """
         from seqae.audio.models import load_vc_model
@@ -302,7 +359,7 @@ class VoiceConverter:
                 "directory written by save_pretrained, e.g. the model/ folder of a `seqae run vc` "
                 "run"
             )
-        return cls(load_vc_model(path), **kwargs)
+        return load_vc_model(path)
 
     # -- audio and features --------------------------------------------------------------------
     def load(self, audio: AudioInput, *, name: str | None = None) -> Tensor:
@@ -513,21 +570,45 @@ class VoiceConverter:
         references: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out: str | os.PathLike[str],
     ) -> Path:
-        """Convert an audio file and write the result as 16-bit PCM WAV at the model's rate.
+        """Convert an audio file and write the result at the model's rate.
+
+        The output's extension names its format (``.wav``: 16-bit PCM;
+        :func:`~seqae.audio.io.output_format`); output that would clip is scaled down as a
+        whole (:func:`~seqae.audio.io.write_audio`). Use :meth:`convert_to_file` to learn
+        whether it was.
 
         Args:
             source: Audio file to convert (any rate and channel count libsndfile reads).
             references: One or more audio files of the target speaker.
-            out: WAV file to write (atomically; parent folders are created).
+            out: File to write (atomically; parent folders are created); it may not be one of
+                the inputs.
 
         Returns:
             The path written.
 
         Raises:
-            AudioFileError: an input file is missing or not usable speech.
+            AudioFileError: an input file is missing, damaged or not usable speech.
+            AudioOutputError: ``out`` is a folder or names no writable format.
+            OutputOverwritesInputError: ``out`` is the source or a reference.
         """
-        wav = self.convert_wav(Path(source), self._as_list(references))
-        return save_audio(out, wav, self.feature_config.sample_rate)
+        return self.convert_to_file(source, references, out).path
+
+    def convert_to_file(
+        self,
+        source: str | os.PathLike[str],
+        references: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        out: str | os.PathLike[str],
+    ) -> WrittenAudio:
+        """:meth:`convert_file`, returning what was written: the path, the format, the output's
+        peak and the gain applied so that it does not clip (``.scaled`` when it was lowered).
+        Nothing is written when ``out`` is refused."""
+        from seqae.files import refuse_overwriting_inputs
+
+        refs = [Path(r) for r in self._as_list(references)]
+        output_format(out)
+        refuse_overwriting_inputs(out, [source, *refs], what="out")
+        wav = self.convert_wav(Path(source), refs)
+        return write_audio(out, wav, self.feature_config.sample_rate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -616,15 +697,84 @@ def read_manifest(
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-def _convert_one(
-    vc: VoiceConverter, source: Path, targets: Sequence[Path], out: Path
-) -> tuple[float, float]:
-    """Convert one file; returns (audio seconds, wall seconds)."""
+@dataclass(frozen=True)
+class _Job:
+    """One conversion the command will do; ``where`` names it in messages."""
+
+    where: str
+    source: Path
+    targets: tuple[Path, ...]
+    out: Path
+
+
+def _file_key(path: Path) -> tuple[Any, ...]:
+    """What makes two paths one file: the inode where the file exists (links included, as
+    :func:`seqae.files.same_file`), the resolved path where it does not."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ("path", path.resolve())
+    return ("inode", st.st_dev, st.st_ino)
+
+
+class _OutputCheck:
+    """Checks each output of a command before anything is written: not a folder, an extension
+    naming a writable format, none of the files the command reads (the job's own inputs, and
+    for a manifest every other row's and the manifest itself), nor an earlier job's output.
+
+    Inputs and outputs are indexed once, so a manifest of many rows is checked in linear time.
+    """
+
+    def __init__(self, inputs: Sequence[Path]) -> None:
+        self._inputs: dict[tuple[Any, ...], Path] = {}
+        for path in inputs:
+            self._inputs.setdefault(_file_key(path), path)
+        self._outputs: dict[tuple[Any, ...], _Job] = {}
+
+    def problem(self, job: _Job, *, what: str) -> str | None:
+        """Why ``job.out`` cannot be written, in one line (None when it can; it is then
+        remembered as an output).
+
+        Args:
+            job: The conversion.
+            what: How messages name the output (``"--out"``, ``"pairs.tsv row 2 ...: out"``).
+        """
+        from seqae.files import OutputOverwritesInputError, refuse_overwriting_inputs
+
+        try:
+            output_format(job.out)
+        except AudioOutputError as exc:
+            return f"{what} {exc}"
+        key = _file_key(job.out)
+        clash = self._inputs.get(key)
+        try:
+            # the job's own inputs first: the message then names the one it would destroy
+            refuse_overwriting_inputs(job.out, [job.source, *job.targets, clash], what=what)
+        except OutputOverwritesInputError as exc:
+            return str(exc)
+        earlier = self._outputs.get(key)
+        if earlier is not None:
+            return (
+                f"{what} {job.out} is also the output of {earlier.where}; one would overwrite "
+                "the other: give each row its own output"
+            )
+        self._outputs[key] = job
+        return None
+
+
+def _convert_one(vc: VoiceConverter, job: _Job) -> tuple[float, float, WrittenAudio]:
+    """Convert one file; returns (audio seconds, wall seconds, what was written)."""
     t0 = time.perf_counter()
-    src = vc.load(source)
-    wav = vc.convert_wav(src, list(targets))
-    save_audio(out, wav, vc.feature_config.sample_rate)
-    return src.numel() / vc.feature_config.sample_rate, time.perf_counter() - t0
+    src = vc.load(job.source)
+    wav = vc.convert_wav(src, list(job.targets))
+    try:
+        written = write_audio(job.out, wav, vc.feature_config.sample_rate)
+    except OSError as exc:
+        raise AudioOutputError(
+            f"{job.out}: cannot write it ({exc.strerror or exc}); check the folder exists or "
+            "can be created and is writable"
+        ) from None
+    return src.numel() / vc.feature_config.sample_rate, time.perf_counter() - t0, written
 
 
 def _summary(out: Path, duration: float, seconds: float) -> str:
@@ -634,18 +784,49 @@ def _summary(out: Path, duration: float, seconds: float) -> str:
 def converter_from_args(
     args: argparse.Namespace, prog: str, **kwargs: Any
 ) -> VoiceConverter | None:
-    """The converter that ``--model``, ``--match-stats``, ``--spread-weight`` and ``--vocoder``
-    ask for (``seqae convert`` and ``seqae vc-eval``); ``kwargs`` go to :class:`VoiceConverter`.
+    """The converter that ``--model``, ``--match-stats``, ``--spread-weight``, ``--vocoder``
+    and (``seqae convert``) ``--device``, ``--chunk-seconds`` and ``--overlap-seconds`` ask
+    for; ``kwargs`` go to :class:`VoiceConverter`.
 
-    Returns None after printing to stderr which flag names a folder that cannot be loaded, and
-    why; the command then exits 2.
+    Returns None after printing to stderr, in one line, which flag holds a value that cannot be
+    used, and why (a folder that holds no loadable model, one whose weights are NaN, a chunk
+    length too short for the overlap, a device that is not there); the command then exits 2.
     """
+    from seqae.training.runtime import get_device
+
     try:
-        converter = VoiceConverter.from_pretrained(
-            args.model, match_stats=args.match_stats, spread_weight=args.spread_weight, **kwargs
-        )
+        model = VoiceConverter.load_model(args.model)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         print(f"{prog}: --model {args.model}: cannot load the model: {exc}", file=sys.stderr)
+        return None
+    device = kwargs.pop("device", None)
+    if device is not None and not isinstance(device, torch.device):
+        try:
+            device = get_device(device)
+        except (RuntimeError, ValueError) as exc:
+            print(f"{prog}: --device {device}: {exc}", file=sys.stderr)
+            return None
+    try:
+        converter = VoiceConverter(
+            model,
+            device=device,
+            match_stats=args.match_stats,
+            spread_weight=args.spread_weight,
+            **kwargs,
+        )
+    except ChunkSettingsError as exc:
+        chunk = kwargs.get("chunk_seconds", "the default")
+        overlap = kwargs.get("overlap_seconds", "the default")
+        if exc.minimum_chunk_seconds is None:
+            print(f"{prog}: --overlap-seconds {overlap}: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"{prog}: --chunk-seconds {chunk} is too short for --overlap-seconds {overlap}: "
+                f"chunks must hold three overlaps plus the model's time stride, so "
+                f"--chunk-seconds must be at least {exc.minimum_chunk_seconds:.2f} here (or "
+                "give a smaller --overlap-seconds)",
+                file=sys.stderr,
+            )
         return None
     if args.vocoder is not None:
         from seqae.audio.neural_vocoder import load_vocoder
@@ -658,26 +839,60 @@ def converter_from_args(
     return converter
 
 
-def _cmd_convert(args: argparse.Namespace) -> int:
-    prog = "seqae convert"
+def _jobs_from_args(args: argparse.Namespace, prog: str) -> tuple[list[_Job], list[Path]] | None:
+    """The conversions ``seqae convert`` was asked for and every file it reads (None after
+    printing why the flags or the manifest cannot be used)."""
     if args.manifest is None and (args.source is None or not args.target or args.out is None):
         print(
             f"{prog}: give --source, --target and --out, or --manifest (see --help)",
             file=sys.stderr,
         )
-        return 2
+        return None
     if args.manifest is not None and (args.source or args.target or args.out):
         print(
             f"{prog}: --manifest cannot be combined with --source/--target/--out", file=sys.stderr
         )
+        return None
+    if args.manifest is None:
+        job = _Job("--out", Path(args.source), tuple(Path(t) for t in args.target), Path(args.out))
+        return [job], [job.source, *job.targets]
+    try:
+        rows = read_manifest(args.manifest, out_dir=args.out_dir)
+    except ManifestError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+    jobs = [
+        _Job(f"{args.manifest} row {r.row} (line {r.line})", r.source, r.targets, r.out)
+        for r in rows
+    ]
+    inputs = [Path(args.manifest), *(p for j in jobs for p in (j.source, *j.targets))]
+    return jobs, inputs
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    prog = "seqae convert"
+    planned = _jobs_from_args(args, prog)
+    if planned is None:
         return 2
-    rows: list[ManifestRow] = []
-    if args.manifest is not None:
-        try:
-            rows = read_manifest(args.manifest, out_dir=args.out_dir)
-        except ManifestError as exc:
-            print(f"{prog}: {exc}", file=sys.stderr)
+    jobs, inputs = planned
+    single = args.manifest is None
+
+    # Every output is checked before anything is converted or written.
+    failed: list[str] = []
+    runnable: list[_Job] = []
+    check = _OutputCheck(inputs)
+    for job in jobs:
+        what = "--out" if single else f"{job.where}: out"
+        problem = check.problem(job, what=what)
+        if problem is None:
+            runnable.append(job)
+        elif not args.keep_going or single:
+            print(f"{prog}: {problem}", file=sys.stderr)
             return 2
+        else:
+            print(f"{prog}: skipped {problem}", file=sys.stderr)
+            failed.append(problem)
+
     if args.threads:
         torch.set_num_threads(args.threads)
     vc = converter_from_args(
@@ -690,43 +905,68 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if vc is None:
         return 2
 
-    if args.manifest is None:
-        try:
-            duration, seconds = _convert_one(
-                vc, Path(args.source), [Path(t) for t in args.target], Path(args.out)
-            )
-        except (AudioFileError, FeatureMismatchError) as exc:
-            print(f"{prog}: {exc}", file=sys.stderr)
-            return 2
-        print(_summary(Path(args.out), duration, seconds))
-        return 0
-
-    failed: list[str] = []
     total_audio = total_seconds = 0.0
-    for row in rows:
-        where = f"{args.manifest} row {row.row} (line {row.line})"
+    for job in runnable:
         try:
-            duration, seconds = _convert_one(vc, row.source, row.targets, row.out)
-        except (AudioFileError, FeatureMismatchError) as exc:
-            message = f"{where}: {exc}"
-            if not args.keep_going:
+            duration, seconds, written = _convert_one(vc, job)
+        except (AudioFileError, AudioOutputError, FeatureMismatchError) as exc:
+            message = str(exc) if single else f"{job.where}: {exc}"
+            if single or not args.keep_going:
                 print(f"{prog}: {message}", file=sys.stderr)
                 return 2
             print(f"{prog}: skipped {message}", file=sys.stderr)
             failed.append(message)
             continue
+        if written.scaled:
+            print(f"{prog}: note: {written.describe_scaling()}", file=sys.stderr)
         total_audio += duration
         total_seconds += seconds
-        print(_summary(row.out, duration, seconds))
-    done = len(rows) - len(failed)
+        print(_summary(job.out, duration, seconds))
+    if single:
+        return 0
+    done = len(jobs) - len(failed)
     rtf = f", RTF {total_seconds / total_audio:.3f}" if total_audio else ""
-    print(f"converted {done} of {len(rows)} file(s): {total_audio:.2f} s of audio{rtf}")
+    print(f"converted {done} of {len(jobs)} file(s): {total_audio:.2f} s of audio{rtf}")
     if failed:
         print(f"{prog}: {len(failed)} row(s) skipped:", file=sys.stderr)
         for message in failed:
             print(f"  {message}", file=sys.stderr)
         return 2
     return 0
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a positive, finite number of seconds.
+
+    Args:
+        text: The flag's value as given.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer of at least ``minimum`` (``--threads``, ``--pairs``, ...).
+
+    Args:
+        minimum: The smallest value accepted.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= {minimum}")
+        return value
+
+    return parse
 
 
 def _spread_weight_arg(text: str) -> float:
@@ -793,7 +1033,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="REF",
         help="reference utterance(s) of the target voice",
     )
-    parser.add_argument("--out", default=None, help="WAV file to write")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="file to write; its extension names the format (.wav: 16-bit PCM, .flac, .ogg, .mp3, "
+        "...); never one of the inputs",
+    )
     parser.add_argument(
         "--manifest", default=None, help="batch mode: TSV/CSV of source, target, out"
     )
@@ -807,13 +1052,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument(
-        "--chunk-seconds", type=float, default=8.0, help="longest chunk (default 8)"
+        "--chunk-seconds",
+        type=positive_seconds,
+        default=8.0,
+        help="longest chunk, at least 3 x the overlap (default 8)",
     )
     parser.add_argument(
-        "--overlap-seconds", type=float, default=1.0, help="cross-faded chunk overlap (default 1)"
+        "--overlap-seconds",
+        type=positive_seconds,
+        default=1.0,
+        help="cross-faded chunk overlap (default 1)",
     )
     add_match_stats_argument(parser)
     add_vocoder_argument(parser)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument(
+        "--threads", type=int_at_least(0), default=0, help="torch CPU threads (0: default)"
+    )
     parser.set_defaults(func=_cmd_convert)
     return parser

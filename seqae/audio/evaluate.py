@@ -38,7 +38,7 @@ import torch
 from seqae.audio.corpus import recorded_speaker
 from seqae.audio.dataset import SpeechCorpus, SpeechDataError, Utterance, load_features
 from seqae.audio.features import log_mel
-from seqae.audio.io import load_audio, save_audio
+from seqae.audio.io import AudioFileError, load_audio, save_audio
 
 __all__ = [
     "evaluate_conversion",
@@ -793,37 +793,74 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _check_eval_args(args: argparse.Namespace, prog: str) -> SpeechCorpus | None:
+    """The corpus ``seqae vc-eval`` evaluates on, once ``--corpus``, the target voices and
+    ``--out`` are known to be usable (None after printing, in one line, why one is not)."""
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"{prog}: --out {args.out} is a file; give a folder for the results", file=sys.stderr)
+        return None
+    try:
+        corpus = SpeechCorpus(args.corpus)
+    except SpeechDataError as exc:
+        print(
+            f"{prog}: --corpus {args.corpus}: {exc}; expected a corpus folder written by "
+            "`seqae data speech --out`",
+            file=sys.stderr,
+        )
+        return None
+    for flag, voices in (("--seen", args.seen), ("--unseen", args.unseen)):
+        unknown = [v for v in voices if v not in corpus.speakers]
+        if unknown:
+            print(
+                f"{prog}: {flag}: voice(s) {', '.join(unknown)} not in the corpus {args.corpus}; "
+                f"it has {', '.join(corpus.speakers) or 'no voices'}",
+                file=sys.stderr,
+            )
+            return None
+    if not args.seen and not args.unseen:
+        print(f"{prog}: give at least one target voice (--seen or --unseen)", file=sys.stderr)
+        return None
+    return corpus
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seqae.audio.convert import converter_from_args
     from seqae.files import atomic_write_json, atomic_write_text
 
+    prog = "seqae vc-eval"
     try:
         counts = check_reference_counts(args.references)
     except ValueError:
         print(
-            f"seqae vc-eval: --references must be distinct counts >= 1, got {args.references}",
+            f"{prog}: --references must be distinct counts >= 1, got {args.references}",
             file=sys.stderr,
         )
         return 2
-    converter = converter_from_args(args, "seqae vc-eval")
+    converter = converter_from_args(args, prog)
     if converter is None:
         return 2
-    corpus = SpeechCorpus(args.corpus)
-    results = evaluate_reference_counts(
-        converter,
-        corpus,
-        counts=counts,
-        seen_targets=args.seen,
-        unseen_targets=args.unseen,
-        pairs_per_target=args.pairs,
-        seed=args.seed,
-        samples_dir=Path(args.out) / "samples" if args.out else None,
-        probe=not args.no_probe,
-        cache_dir=Path(args.corpus) / "cache",
-        progress=True,
-        source_kinds=args.source_kinds,
-        exclude_related=not args.include_related_sources,
-    )
+    corpus = _check_eval_args(args, prog)
+    if corpus is None:
+        return 2
+    try:
+        results = evaluate_reference_counts(
+            converter,
+            corpus,
+            counts=counts,
+            seen_targets=args.seen,
+            unseen_targets=args.unseen,
+            pairs_per_target=args.pairs,
+            seed=args.seed,
+            samples_dir=Path(args.out) / "samples" if args.out else None,
+            probe=not args.no_probe,
+            cache_dir=Path(args.corpus) / "cache",
+            progress=True,
+            source_kinds=args.source_kinds,
+            exclude_related=not args.include_related_sources,
+        )
+    except (SpeechDataError, AudioFileError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     report = report_reference_counts(results, seed=args.seed)
     table = "\n\n".join(report["tables"])
     print(table)
@@ -843,7 +880,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``seqae vc-eval`` (the registry's ``cli`` component)."""
-    from seqae.audio.convert import add_match_stats_argument, add_vocoder_argument
+    from seqae.audio.convert import add_match_stats_argument, add_vocoder_argument, int_at_least
 
     p = subparsers.add_parser(
         "vc-eval",
@@ -853,7 +890,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="corpus directory (seqae data speech --out)")
     p.add_argument("--seen", nargs="*", default=["flite_kal16", "flite_slt"])
     p.add_argument("--unseen", nargs="*", default=["flite_awb", "flite_rms"])
-    p.add_argument("--pairs", type=int, default=20, help="conversions per target voice")
+    p.add_argument(
+        "--pairs", type=int_at_least(1), default=20, help="conversions per target voice (>= 1)"
+    )
     p.add_argument(
         "--references",
         type=int,

@@ -23,12 +23,14 @@ Design, and what differs from the paper:
   and what it is judged on here is intelligibility.
 
 The vocoder holds the :class:`~seqae.audio.features.FeatureConfig` it was trained for and its own
-per-bin feature statistics, and is saved as ``config.json`` + ``model.safetensors``
-(:meth:`ISTFTVocoder.save_pretrained`, :func:`load_vocoder`).
+per-bin feature statistics, and is saved as ``config.json`` + ``model.safetensors`` in the one
+saved-model format of :mod:`seqae.core.saving` (:meth:`ISTFTVocoder.save_pretrained`,
+:func:`load_vocoder`, or ``seqae.load_pretrained``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,11 +39,12 @@ import torch
 from torch import Tensor, nn
 
 from seqae.audio.features import FeatureConfig, FeatureNormalizer, MelExtractor
-from seqae.audio.models import (
+from seqae.core.saving import (
     CONFIG_NAME,
-    WEIGHTS_NAME,
-    read_saved_config,
-    save_pretrained_files,
+    SavedModelError,
+    load_weights_strict,
+    read_model_config,
+    save_model_files,
 )
 
 __all__ = [
@@ -193,41 +196,65 @@ class ISTFTVocoder(nn.Module):
         return wav[0] if single else wav
 
     # -- saving and loading --------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (with the feature statistics) atomically."""
-        return save_pretrained_files(
-            self, directory, model_type=self.model_type, config=self.config
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (with the feature statistics) atomically.
+
+        The one saved-model format (:mod:`seqae.core.saving`); the feature settings are the
+        extra ``features``.
+        """
+        return save_model_files(
+            self,
+            directory,
+            model_type=self.model_type,
+            config=self.config,
+            extras={"features": self.feature_config.to_dict()},
         )
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+    ) -> ISTFTVocoder:
+        """Load a vocoder written by :meth:`save_pretrained` (or by older seqae), in eval mode.
+
+        Args:
+            directory: The saved folder.
+            map_location: Device to load the weights onto.
+
+        Raises:
+            SavedModelError: (a ``ValueError``) a missing folder or file (then also a
+                ``FileNotFoundError``), a corrupt or foreign ``config.json`` (a voice-conversion
+                model's, say), a newer format, or weights of another network (the mismatching
+                tensors are named).
+        """
+        saved = read_model_config(directory)
+        if saved.model_type != cls.model_type:
+            raise SavedModelError(
+                f"{saved.directory} is not a vocoder: model_type {saved.model_type!r}, expected "
+                f"{cls.model_type!r} (train one with `seqae run vocoder`)"
+            )
+        config_path = saved.directory / CONFIG_NAME
+        features = saved.extras.get("features")
+        if not isinstance(features, dict):
+            raise SavedModelError(f'{config_path}: needs a "features" dict (the feature settings)')
+        try:
+            vocoder = cls.from_config({**saved.config, "feature_config": features})
+        except (TypeError, KeyError, ValueError) as exc:
+            raise SavedModelError(
+                f"{config_path}: cannot build the vocoder from it: {exc}"
+            ) from exc
+        load_weights_strict(vocoder, saved.weights_path, map_location=map_location)
+        return vocoder.to(map_location).eval()
 
 
 def load_vocoder(
-    directory: str | Path, *, map_location: str | torch.device = "cpu"
+    directory: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
 ) -> ISTFTVocoder:
     """Load a vocoder written by :meth:`ISTFTVocoder.save_pretrained`, in eval mode.
 
-    Raises:
-        FileNotFoundError: the directory or one of its two files is missing.
-        ValueError: a corrupt or foreign ``config.json`` (a voice-conversion model's, say), a newer
-            format, or weights of another network (the mismatching tensors are named).
+    Refuses a folder of another kind (a voice-conversion model, an autoencoder) by name; see
+    :meth:`ISTFTVocoder.from_pretrained` for every error.
     """
-    from seqae.core.model import load_weights_strict
-
-    directory = Path(directory)
-    saved = read_saved_config(directory, what="vocoder", holder="vocoder")
-    if saved.get("model_type") != VOCODER_TYPE:
-        raise ValueError(
-            f"{directory} is not a vocoder: model_type {saved.get('model_type')!r}, expected "
-            f"{VOCODER_TYPE!r} (train one with `seqae run vocoder`)"
-        )
-    config_path = directory / CONFIG_NAME
-    if not isinstance(saved.get("features"), dict):
-        raise ValueError(f'{config_path}: needs a "features" dict (the feature settings)')
-    try:
-        vocoder = ISTFTVocoder.from_config({**saved["config"], "feature_config": saved["features"]})
-    except (TypeError, KeyError, ValueError) as exc:
-        raise ValueError(f"{config_path}: cannot build the vocoder from it: {exc}") from exc
-    load_weights_strict(vocoder, directory / WEIGHTS_NAME, map_location=map_location)
-    return vocoder.to(map_location).eval()
+    return ISTFTVocoder.from_pretrained(directory, map_location=map_location)
 
 
 # ---------------------------------------------------------------------------------------------

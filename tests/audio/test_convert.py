@@ -542,3 +542,265 @@ def test_registered_in_seqae_cli() -> None:
 
     args = build_parser().parse_args(["convert", "--model", "m", "--manifest", "x.tsv"])
     assert args.func.__name__ == "_cmd_convert"
+
+
+# ---------------------------------------------------------------------------------------------
+# trustworthy outputs: never over an input, never clipped, in the format the extension names
+# ---------------------------------------------------------------------------------------------
+def convert_args(model_dir: Path, source: Path, targets: list[Path], out: Path) -> list[str]:
+    targets_args = [str(t) for t in targets]
+    return [
+        "--model",
+        str(model_dir),
+        "--source",
+        str(source),
+        "--target",
+        *targets_args,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+
+
+def one_line(err: str) -> str:
+    """The one line a refused command prints (a traceback or a second line fails the test)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["source", "target", "symlink-to-source", "hardlink-to-target"])
+def test_cli_refuses_out_that_is_an_input(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, kind
+) -> None:  # noqa: ANN001
+    src, ref = tmp_path / "src.wav", tmp_path / "ref.wav"
+    shutil.copy(wavs["src"], src)
+    shutil.copy(wavs["ref"], ref)
+    before = {p: p.read_bytes() for p in (src, ref)}
+    out = {"source": src, "target": ref}.get(kind)
+    if kind == "symlink-to-source":
+        out = tmp_path / "link.wav"
+        out.symlink_to(src)
+    elif kind == "hardlink-to-target":
+        out = tmp_path / "hard.wav"
+        out.hardlink_to(ref)
+    rc = run_cli(convert_args(model_dir, src, [ref], out))
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "is also an input" in line and str(out) in line
+    assert {p: p.read_bytes() for p in (src, ref)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"src.wav", "ref.wav", out.name}
+    )  # nothing else written
+
+
+def test_cli_manifest_row_over_an_input_is_refused_before_anything_is_written(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for key in ("src", "ref", "ref2"):
+        shutil.copy(wavs[key], tmp_path / wavs[key].name)
+    before = (tmp_path / "ref2.wav").read_bytes()
+    m = tmp_path / "pairs.tsv"
+    m.write_text("source\ttarget\tout\nsrc.wav\tref.wav\tone.wav\nref2.wav\tref.wav\tref2.wav\n")
+    rc = run_cli(["--model", str(model_dir), "--manifest", str(m), "--device", "cpu"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "row 2 (line 3)" in line and "is also an input" in line
+    assert (tmp_path / "ref2.wav").read_bytes() == before
+    assert not (tmp_path / "one.wav").exists()  # refused before the first row was converted
+
+    # --keep-going converts the good rows and lists the refused one
+    rc = run_cli(
+        ["--model", str(model_dir), "--manifest", str(m), "--device", "cpu", "--keep-going"]
+    )
+    captured = capsys.readouterr()
+    assert rc == 2 and (tmp_path / "one.wav").is_file()
+    assert (tmp_path / "ref2.wav").read_bytes() == before
+    assert "converted 1 of 2 file(s)" in captured.out and "1 row(s) skipped" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # row 1 would replace what row 2 reads
+        ("src.wav\tref.wav\tmid.wav\nmid.wav\tref.wav\tlast.wav\n", "row 1 (line 2): out"),
+        # two rows, one output
+        ("src.wav\tref.wav\tsame.wav\nref2.wav\tref.wav\tsame.wav\n", "output of"),
+    ],
+    ids=["chain", "same-output"],
+)
+def test_cli_manifest_outputs_are_checked_across_rows(
+    model_dir: Path,
+    wavs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    rows: str,
+    message: str,
+) -> None:
+    for key in ("src", "ref", "ref2"):
+        shutil.copy(wavs[key], tmp_path / wavs[key].name)
+    (tmp_path / "mid.wav").write_bytes(wavs["ref2"].read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    m = tmp_path / "pairs.tsv"
+    m.write_text("source\ttarget\tout\n" + rows)
+    rc = run_cli(["--model", str(model_dir), "--manifest", str(m), "--device", "cpu"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and message in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p != m} == before
+
+
+def test_cli_out_that_is_a_folder(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    rc = run_cli(convert_args(model_dir, wavs["src"], [wavs["ref"]], folder))
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and f"--out {folder} is a folder" in line
+    assert list(folder.iterdir()) == []
+
+
+def loud(wav: Tensor, gain: float = 6.0) -> np.ndarray:
+    """A loud, clipped recording of ``wav``."""
+    return np.clip(gain * wav.numpy(), -1.0, 1.0)
+
+
+def steady_tone(seconds: float, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (steady_tone(2.0), steady_tone(1.5, 330.0)),
+        lambda: (loud(harmonic(2.0)), loud(harmonic(1.5, f0=210.0, am=3.0, seed=1))),
+    ],
+    ids=["steady-tone", "loud-clipped"],
+)
+@pytest.mark.parametrize("ext", [".wav", ".mp3"])
+def test_cli_output_never_clips(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, make, ext: str
+) -> None:  # noqa: ANN001
+    """These inputs make the tiny model's output peak far above full scale (the old writer
+    clipped 1-96% of the samples): it is scaled down as a whole, and the command says so."""
+    src_wav, ref_wav = make()
+    src, ref = tmp_path / "src.wav", tmp_path / "ref.wav"
+    sf.write(src, src_wav, RATE, subtype="FLOAT")
+    sf.write(ref, ref_wav, RATE, subtype="FLOAT")
+    out = tmp_path / f"out{ext}"
+    assert run_cli(convert_args(model_dir, src, [ref], out)) == 0
+    written, _ = sf.read(out, dtype="float32")
+    assert np.abs(written).max() <= 0.99 + 1 / 32768  # -0.1 dBFS, never full scale
+    assert np.abs(written).max() > 0.5  # scaled to the limit, not to silence
+    note = one_line(capsys.readouterr().err)
+    assert str(out) in note and "scaled down by" in note
+
+
+def test_cli_espeak_loud_source_never_clips(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng not installed")
+    src, ref = tmp_path / "src.wav", tmp_path / "ref.wav"
+    for path, text in ((src, "Good morning, how are you today?"), (ref, "The weather is fine.")):
+        subprocess.run(
+            [espeak, "-a", "200", "-w", str(path), text], check=True, capture_output=True
+        )
+    out = tmp_path / "out.wav"
+    assert run_cli(convert_args(model_dir, src, [ref], out)) == 0
+    written, _ = sf.read(out, dtype="float32")
+    assert np.abs(written).max() <= 0.99 + 1 / 32768
+
+
+def test_cli_truncated_source_is_refused(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``head -c 53945 src.wav > t.wav`` of a 3.67 s 22.05 kHz recording: 1.22 s are left."""
+    full = tmp_path / "full.wav"
+    sf.write(full, harmonic(3.67, rate=22050).numpy(), 22050, subtype="PCM_16")
+    cut = tmp_path / "t.wav"
+    cut.write_bytes(full.read_bytes()[:53945])
+    out = tmp_path / "o.wav"
+    rc = run_cli(convert_args(model_dir, cut, [wavs["ref"]], out))
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and str(cut) in line and "truncated" in line
+    assert "3.67 s" in line and "1.22 s" in line  # declared and present
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [(".mp3", "MP3"), (".flac", "FLAC"), (".ogg", "OGG")])
+def test_cli_writes_the_format_the_extension_names(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, ext: str, fmt: str
+) -> None:
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile does not write {fmt}")
+    out = tmp_path / f"out{ext}"
+    assert run_cli(convert_args(model_dir, wavs["src"], [wavs["ref"]], out)) == 0
+    info = sf.info(out)
+    assert (info.format, info.samplerate, info.channels) == (fmt, RATE, 1)
+    assert abs(info.frames - int(2.3 * RATE)) < HOP
+
+
+def test_cli_refuses_an_extension_it_cannot_write(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out.xyz"
+    rc = run_cli(convert_args(model_dir, wavs["src"], [wavs["ref"]], out))
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "'.xyz'" in line and ".wav" in line and ".flac" in line
+    assert not out.exists()
+
+
+def test_cli_chunk_seconds_too_short_names_the_setting(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = convert_args(model_dir, wavs["src"], [wavs["ref"]], tmp_path / "o.wav")
+    rc = run_cli([*args, "--chunk-seconds", "0.5"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "--chunk-seconds 0.5" in line and "cannot load the model" not in line
+    minimum = float(line.split("must be at least ")[1].split()[0])
+    assert 3.0 <= minimum < 3.2  # 3 x the 1 s overlap plus the stride's frames
+    # the minimum it names works
+    assert run_cli([*args, "--chunk-seconds", str(minimum)]) == 0
+    capsys.readouterr()
+
+
+def test_cli_model_with_nan_weights(
+    model_dir: Path, wavs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "model"
+    shutil.copytree(model_dir, bad)
+    state = load_file(bad / "model.safetensors")
+    name = next(k for k, v in sorted(state.items()) if v.is_floating_point() and v.numel() > 1)
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    save_file(state, bad / "model.safetensors")
+    rc = run_cli(convert_args(bad, wavs["src"], [wavs["ref"]], tmp_path / "o.wav"))
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and f"--model {bad}" in line and "NaN or infinite weights" in line
+    assert name in line and "non-finite values" not in line
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--threads", "-3"), ("--chunk-seconds", "-1"), ("--overlap-seconds", "nan")],
+)
+def test_cli_bad_numbers_are_usage_errors(
+    model_dir: Path,
+    wavs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    flag: str,
+    value: str,
+) -> None:
+    args = convert_args(model_dir, wavs["src"], [wavs["ref"]], tmp_path / "o.wav")
+    with pytest.raises(SystemExit) as exit_:
+        run_cli([*args, flag, value])
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: usage, then the error
+    assert last.startswith("seqae convert: error: argument " + flag) and repr(value) in last
+    assert not (tmp_path / "o.wav").exists()

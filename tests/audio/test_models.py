@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
+import seqae
+from seqae import registry
+from seqae.audio import models
 from seqae.audio.features import FeatureConfig
 from seqae.audio.models import (
-    VC_MODELS,
     VQVC,
     AdaINVC,
     AutoVC,
@@ -65,7 +67,7 @@ MODEL_NAMES = list(TINY)
 
 def tiny(name: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return VC_MODELS[name](**TINY[name])
+    return registry.get("vc_model", name)(**TINY[name])
 
 
 def smooth_mels(batch: int, frames: int, *, seed: int = 0) -> torch.Tensor:
@@ -93,9 +95,27 @@ def trained_vq(name: str, model: torch.nn.Module) -> None:
 
 # -- shapes and gradients ----------------------------------------------------------------------
 def test_registry_and_types() -> None:
-    assert {"adain_vc": AdaINVC, "vq_vc": VQVC, "autovc": AutoVC} == VC_MODELS
-    for key, cls in VC_MODELS.items():
+    classes = {"adain_vc": AdaINVC, "vq_vc": VQVC, "autovc": AutoVC}
+    assert set(registry.names("vc_model")) >= set(classes)
+    for key, cls in classes.items():
         assert cls.model_type == key
+        assert registry.get("vc_model", key) is cls
+        assert registry.get("saved_model", key) is cls  # for seqae.load_pretrained
+        built = registry.build("model", {"name": key, **TINY[key]})
+        assert type(built) is cls and built.config["channels"] == TINY[key]["channels"]
+
+
+def test_models_module_re_exports_the_split_files() -> None:
+    from seqae.audio import adain_vc, adversary, autovc, blocks, vc_base, vq_vc
+
+    assert not hasattr(models, "VC_MODELS")
+    split = (adain_vc, adversary, autovc, blocks, vc_base, vq_vc)
+    for name in models.__all__:  # each public name is one split file's own object
+        homes = [m for m in split if name in getattr(m, "__all__", ())]
+        assert len(homes) == 1 and getattr(homes[0], name) is getattr(models, name), name
+    assert models.AdaINVC is adain_vc.AdaINVC and models.load_vc_model is vc_base.load_vc_model
+    assert models.SpeakerAdversary is adversary.SpeakerAdversary
+    assert models.length_mask is blocks.length_mask
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -179,38 +199,52 @@ def test_save_load_round_trip(name: str, tmp_path: Path) -> None:
         expected = model(x)
     directory = model.save_pretrained(tmp_path / "m")
     saved = json.loads((directory / "config.json").read_text())
-    assert saved["model_type"] == name and saved["format"] == 1
+    assert saved["model_type"] == name and saved["format_version"] == 2
+    assert saved["seqae_version"] == seqae.__version__ and "format" not in saved
     assert saved["features"] == model.feature_config.to_dict()
     assert saved["config"] == model.config
-    loaded = load_vc_model(directory).eval()
-    assert type(loaded) is type(model)
-    assert torch.equal(loaded.normalizer.mean, model.normalizer.mean)
-    with torch.no_grad():
-        got = loaded(x)
-    assert torch.equal(got.recon, expected.recon)
-    assert torch.equal(got.content.z, expected.content.z)
-    assert torch.equal(got.speaker, expected.speaker)
+    loaders = {
+        "load_vc_model": load_vc_model,
+        "from_pretrained": type(model).from_pretrained,
+        "base from_pretrained": models.VoiceConversionModel.from_pretrained,
+        "seqae.load_pretrained": seqae.load_pretrained,
+    }
+    for how, load in loaders.items():
+        loaded = load(directory).eval()
+        assert type(loaded) is type(model), how
+        assert torch.equal(loaded.normalizer.mean, model.normalizer.mean), how
+        with torch.no_grad():
+            got = loaded(x)
+        assert torch.equal(got.recon, expected.recon), how
+        assert torch.equal(got.content.z, expected.content.z), how
+        assert torch.equal(got.speaker, expected.speaker), how
+
+
+def copy_bare_weights(source: Path, target: Path) -> None:
+    """Put ``source``'s tensors in ``target`` without seqae's metadata (as other tools write
+    safetensors), so that only the tensors themselves can tell the models apart."""
+    save_file(load_file(str(source / "model.safetensors")), str(target / "model.safetensors"))
 
 
 def test_loading_other_weights_or_files_fails_clearly(tmp_path: Path) -> None:
     adain = tiny("adain_vc").save_pretrained(tmp_path / "adain")
     vq = tiny("vq_vc").save_pretrained(tmp_path / "vq")
-    shutil.copy(adain / "model.safetensors", vq / "model.safetensors")
+    copy_bare_weights(adain, vq)
     with pytest.raises(ValueError, match=r"different model(.|\n)*missing: (.|\n)*unexpected: "):
         load_vc_model(vq)
     # same model type, other sizes: names the mis-shaped tensors
     wide = AdaINVC(**{**TINY["adain_vc"], "channels": 24}).save_pretrained(tmp_path / "wide")
-    shutil.copy(adain / "model.safetensors", wide / "model.safetensors")
+    copy_bare_weights(adain, wide)
     with pytest.raises(ValueError, match=r"wrong shape: .*saved \(16,"):
         load_vc_model(wide)
-    with pytest.raises(FileNotFoundError, match="no such model directory"):
+    with pytest.raises(FileNotFoundError, match="nothing does not exist; expected a folder"):
         load_vc_model(tmp_path / "nothing")
     (adain / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="model.safetensors not found"):
         load_vc_model(adain)
     cfg = json.loads((vq / "config.json").read_text())
     (vq / "config.json").write_text(json.dumps({**cfg, "model_type": "wavenet"}))
-    with pytest.raises(ValueError, match="unknown model_type 'wavenet'"):
+    with pytest.raises(ValueError, match="holds a 'wavenet' model, not a voice-conversion model"):
         load_vc_model(vq)
     (vq / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -218,6 +252,40 @@ def test_loading_other_weights_or_files_fails_clearly(tmp_path: Path) -> None:
     (wide / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable safetensors"):
         load_vc_model(wide)
+
+
+def test_load_vc_model_refuses_other_kinds_of_model_in_one_line(tmp_path: Path) -> None:
+    from seqae.audio.neural_vocoder import ISTFTVocoder
+    from seqae.core.model import Autoencoder
+
+    ae = Autoencoder.from_config(
+        {
+            "encoder": {"name": "mlp", "in_dim": 6, "hidden": [8], "out_dim": 4},
+            "bottleneck": {"name": "identity"},
+            "decoder": {"name": "mlp", "in_dim": 4, "hidden": [8], "out_dim": 6},
+        }
+    ).save_pretrained(tmp_path / "ae")
+    vocoder = ISTFTVocoder(channels=8, n_blocks=1).save_pretrained(tmp_path / "voc")
+    for directory, kind in ((ae, "autoencoder"), (vocoder, "istft_vocoder")):
+        with pytest.raises(ValueError) as info:
+            load_vc_model(directory)
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"holds a {kind!r} model, not a voice-conversion model" in message
+        assert "adain_vc" in message and "vq_vc" in message and "autovc" in message
+    # a class's own from_pretrained refuses the other voice-conversion models too
+    vq = tiny("vq_vc").save_pretrained(tmp_path / "vq")
+    with pytest.raises(ValueError, match="holds a 'vq_vc' model; expected 'adain_vc'"):
+        AdaINVC.from_pretrained(vq)
+
+
+def test_saved_features_must_agree_with_the_config(tmp_path: Path) -> None:
+    directory = tiny("adain_vc").save_pretrained(tmp_path / "m")
+    cfg = json.loads((directory / "config.json").read_text())
+    cfg["features"] = FeatureConfig(n_mels=40).to_dict()
+    (directory / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match='"features" disagrees with config'):
+        load_vc_model(directory)
 
 
 # -- conversion and the speaker embedding ---------------------------------------------------------

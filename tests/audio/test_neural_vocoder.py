@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file, save_file
 
+import seqae
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.dataset import SpeechDataError, WaveformBatcher
 from seqae.audio.features import FeatureConfig, FeatureMismatchError, log_mel
@@ -21,6 +23,7 @@ from seqae.audio.neural_vocoder import (
     multi_resolution_stft_loss,
 )
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
+from seqae.core.model import Autoencoder
 from tests.audio.test_convert import RATE, harmonic, run_cli, tiny_adain
 
 HOP = FeatureConfig().hop_length
@@ -157,11 +160,18 @@ def test_training_fits_a_clip_better_than_it_started() -> None:
 # ---------------------------------------------------------------------------------------------
 # saving and loading
 # ---------------------------------------------------------------------------------------------
-def test_save_load_round_trip(vocoder_dir: Path) -> None:
-    loaded = load_vocoder(vocoder_dir)
-    assert not loaded.training
+@pytest.mark.parametrize("how", ["load_vocoder", "from_pretrained", "seqae.load_pretrained"])
+def test_save_load_round_trip(vocoder_dir: Path, how: str) -> None:
+    load = {
+        "load_vocoder": load_vocoder,
+        "from_pretrained": ISTFTVocoder.from_pretrained,
+        "seqae.load_pretrained": seqae.load_pretrained,
+    }[how]
+    loaded = load(vocoder_dir)
+    assert type(loaded) is ISTFTVocoder and not loaded.training
     saved = json.loads((vocoder_dir / "config.json").read_text())
     assert saved["model_type"] == "istft_vocoder" and saved["config"]["channels"] == 16
+    assert saved["format_version"] == 2 and saved["features"] == FeatureConfig().to_dict()
     ref = tiny_vocoder()
     ref.normalizer.fit([log_mel(harmonic(2.0))])
     torch.testing.assert_close(loaded.normalizer.mean, ref.normalizer.mean)
@@ -171,7 +181,7 @@ def test_save_load_round_trip(vocoder_dir: Path) -> None:
 
 
 def test_load_errors(vocoder_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no such vocoder directory"):
+    with pytest.raises(FileNotFoundError, match="nope does not exist; expected a folder"):
         load_vocoder(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json not found"):
@@ -179,6 +189,15 @@ def test_load_errors(vocoder_dir: Path, tmp_path: Path) -> None:
     vc_dir = tiny_adain().save_pretrained(tmp_path / "vc")
     with pytest.raises(ValueError, match="is not a vocoder: model_type 'adain_vc'"):
         load_vocoder(vc_dir)
+    ae_dir = Autoencoder.from_config(
+        {
+            "encoder": {"name": "mlp", "in_dim": 6, "hidden": [8], "out_dim": 4},
+            "bottleneck": {"name": "identity"},
+            "decoder": {"name": "mlp", "in_dim": 4, "hidden": [8], "out_dim": 6},
+        }
+    ).save_pretrained(tmp_path / "ae")
+    with pytest.raises(ValueError, match="is not a vocoder: model_type 'autoencoder'"):
+        load_vocoder(ae_dir)
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
@@ -189,6 +208,8 @@ def test_load_errors(vocoder_dir: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     ISTFTVocoder(channels=24, n_blocks=2, hidden_mult=2, kernel_size=5).save_pretrained(other)
     (other / "config.json").write_text((vocoder_dir / "config.json").read_text())
+    weights = str(other / "model.safetensors")  # without seqae's metadata, as other tools write
+    save_file(load_file(weights), weights)
     with pytest.raises(ValueError, match=r"(?s)different model.*saved \(24,\), model \(16,\)"):
         load_vocoder(other)
     truncated = tmp_path / "truncated"
