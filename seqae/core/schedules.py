@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from seqae.config import ConfigError
+
 __all__ = [
     "Schedule",
     "ConstantSchedule",
@@ -249,20 +251,20 @@ def _registered(name: Any) -> Any:
     and the core plugin imports this module.
 
     Raises:
-        ValueError: ``name`` is missing, not a string, or not registered (the message names the
+        ConfigError: ``name`` is missing, not a string, or not registered (the message names the
             closest registered schedule and lists them all).
     """
     from seqae import registry
 
     if not isinstance(name, str):
-        raise ValueError(
+        raise ConfigError(
             f"a schedule spec needs a 'name' string, got {name!r}; registered schedules: "
             f"{', '.join(registry.names('schedule'))}"
         )
     try:
         return registry.get("schedule", name)
     except registry.UnknownComponentError as err:
-        raise ValueError(str(err)) from err
+        raise ConfigError(str(err)) from err
 
 
 def build_schedule(spec: Mapping[str, Any] | float | Schedule) -> Schedule:
@@ -278,11 +280,11 @@ def build_schedule(spec: Mapping[str, Any] | float | Schedule) -> Schedule:
             existing schedule, returned unchanged.
 
     Raises:
-        ValueError: Unknown name (with the closest registered one, if any), unknown or invalid
+        ConfigError (a ValueError): Unknown name (with the closest registered one, if any), unknown or invalid
             arguments, or a spec of another type.
     """
     if isinstance(spec, bool):
-        raise ValueError("a schedule spec cannot be a bool")
+        raise ConfigError("a schedule spec cannot be a bool")
     if isinstance(spec, int | float):
         return ConstantSchedule(value=float(spec))
     if isinstance(spec, Mapping):
@@ -293,7 +295,7 @@ def build_schedule(spec: Mapping[str, Any] | float | Schedule) -> Schedule:
             allowed = {f.name for f in dataclasses.fields(factory)}
             unknown = sorted(set(kwargs) - allowed)
             if unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"unknown argument(s) {', '.join(unknown)} for schedule {name!r}; "
                     f"accepted: {', '.join(sorted(allowed))}"
                 )
@@ -301,16 +303,16 @@ def build_schedule(spec: Mapping[str, Any] | float | Schedule) -> Schedule:
         try:
             schedule = factory(**kwargs)
         except TypeError as err:
-            raise ValueError(f"cannot build schedule {name!r} with {kwargs}: {err}") from err
+            raise ConfigError(f"cannot build schedule {name!r} with {kwargs}: {err}") from err
         if not callable(schedule):
-            raise ValueError(
+            raise ConfigError(
                 f"schedule {name!r} built a {type(schedule).__name__}, which is not callable; "
                 "a schedule maps a step to a float"
             )
         return schedule
     if callable(spec):
         return spec
-    raise ValueError(
+    raise ConfigError(
         f"cannot build a schedule from {spec!r}; expected a number, a mapping with a 'name', "
         "or a callable"
     )
