@@ -29,18 +29,19 @@ more than MSE would. ``model.loss: mse`` trains on the evaluation metric directl
 pixel of its mean reconstruction, PCA included.
 
 Training keeps the weights of the epoch with the lowest validation MSE (early stopping with
-``train.patience``); those weights are saved per code size in ``models/code_K/`` (config.json +
-model.safetensors + summary.json). Each code size trains in about a minute, so resumption
-is per code size: with ``resume=true`` finished code sizes are loaded instead of retrained.
+``train.patience``). Each code size is one part of the run (:meth:`RunSession.part`): its
+weights are saved in ``parts/code_K/`` (config.json + model.safetensors) and its training
+summary in ``parts/code_K.json``, written last. Each code size trains in about a minute, so
+resumption is per code size: with ``resume=true`` finished code sizes are loaded instead of
+retrained, and ``code_sizes`` may grow.
 
-Writes to ``output_dir``: config.yaml, models/, tb/, figures/ (mse_vs_code_size.png,
+Writes to ``output_dir``: config.yaml, parts/, tb/, figures/ (mse_vs_code_size.png,
 reconstructions.png) and metrics.json.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,21 +53,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core import Autoencoder  # noqa: E402
 from seqae.data.digits import load_digits_splits  # noqa: E402
 from seqae.data.files import validate_array  # noqa: E402
 from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
+    RESULT_NEUTRAL_KEYS,
     EarlyStopping,
     MetricLogger,
+    RunSession,
     check_finite,
     get_device,
+    maybe_compile,
     require_single_process,
     seed_everything,
-    write_metrics_json,
 )
-from seqae.training.checkpoint import atomic_write_json  # noqa: E402
 
 PIXELS = 64
 TARGET_CODE_SIZE = 8
@@ -80,15 +82,15 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before anything is built."""
     sizes = cfg["code_sizes"]
     if not isinstance(sizes, list) or not sizes:
-        raise ValueError(f"code_sizes must be a non-empty list of code sizes, got {sizes!r}")
+        raise ConfigError(f"code_sizes must be a non-empty list of code sizes, got {sizes!r}")
     for k in sizes:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k < PIXELS:
-            raise ValueError(
+            raise ConfigError(
                 f"code_sizes: every code size must be an integer in 1..{PIXELS - 1} (smaller than "
                 f"the {PIXELS}-pixel input, or there is nothing to compress), got {k!r}"
             )
     if len(set(sizes)) != len(sizes):
-        raise ValueError(f"code_sizes must not repeat a size, got {sizes}")
+        raise ConfigError(f"code_sizes must not repeat a size, got {sizes}")
     m, t = cfg["model"], cfg["train"]
     hidden = m["hidden"]
     if (
@@ -96,30 +98,30 @@ def validate(cfg: dict[str, Any]) -> None:
         or not hidden
         or any(not isinstance(h, int) or h <= 0 for h in hidden)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"model.hidden must list at least one positive hidden size (a nonlinear autoencoder), got {hidden!r}"
         )
     if m["loss"] not in ("bce", "mse"):
-        raise ValueError(f"model.loss must be 'bce' or 'mse', got {m['loss']!r}")
+        raise ConfigError(f"model.loss must be 'bce' or 'mse', got {m['loss']!r}")
     if m["noise_kind"] not in ("gaussian", "masking"):
-        raise ValueError(
+        raise ConfigError(
             f"model.noise_kind must be 'gaussian' or 'masking', got {m['noise_kind']!r}"
         )
     if m["noise"] < 0 or (m["noise_kind"] == "masking" and m["noise"] >= 1):
-        raise ValueError(
+        raise ConfigError(
             f"model.noise must be >= 0 (and < 1 for masking noise, a drop probability), got {m['noise']}"
         )
     for key in ("epochs", "batch_size", "patience"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     if t["weight_decay"] < 0:
-        raise ValueError(f"train.weight_decay must be >= 0, got {t['weight_decay']}")
+        raise ConfigError(f"train.weight_decay must be >= 0, got {t['weight_decay']}")
     if cfg["pca"]["method"] not in ("svd", "sklearn"):
-        raise ValueError(f"pca.method must be 'svd' or 'sklearn', got {cfg['pca']['method']!r}")
+        raise ConfigError(f"pca.method must be 'svd' or 'sklearn', got {cfg['pca']['method']!r}")
     if cfg["figures"]["num_examples"] < 1:
-        raise ValueError(
+        raise ConfigError(
             f"figures.num_examples must be at least 1, got {cfg['figures']['num_examples']}"
         )
 
@@ -157,7 +159,7 @@ def load_data(cfg: dict[str, Any]) -> Splits:
     for split in ("train", "val", "test"):
         check_images(getattr(splits, split), name=f"{split} images")
     if max(cfg["code_sizes"]) > splits.train.shape[0]:
-        raise ValueError(
+        raise ConfigError(
             f"PCA with {max(cfg['code_sizes'])} components needs at least that many training "
             f"images; the train split has {splits.train.shape[0]}"
         )
@@ -230,9 +232,12 @@ def mse_per_pixel(reconstruct: Any, x: Tensor, *, batch_size: int = 1024) -> flo
     return total / x.numel()
 
 
-def training_loss(model: Autoencoder, x: Tensor, kind: str) -> Tensor:
-    """BCE (nats per image) or squared error per image of the sigmoid output; see the docstring."""
-    out = model(x)  # corrupts x in training mode when model.noise > 0
+def training_loss(
+    model: Autoencoder, x: Tensor, kind: str, *, forward: Any | None = None
+) -> Tensor:
+    """BCE (nats per image) or squared error per image of the sigmoid output; see the docstring.
+    ``forward`` is the model's forward pass to use (the compiled one under ``train.compile``)."""
+    out = (forward or model)(x)  # corrupts x in training mode when model.noise > 0
     if kind == "bce":
         return model.reconstruction_loss(out.x_hat, x)
     return (model.mean(out.x_hat) - x).pow(2).sum(1).mean()
@@ -254,13 +259,14 @@ def train_autoencoder(
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     stopper = EarlyStopping(patience=t["patience"], min_delta=t["min_delta"])
     order = torch.Generator().manual_seed(seed)
+    forward = maybe_compile(model, t["compile"])
     best_state, best_epoch, step, epoch = None, -1, 0, -1
     started = time.perf_counter()
     for epoch in range(t["epochs"]):
         model.train()
         for idx in torch.randperm(x_train.shape[0], generator=order).split(t["batch_size"]):
             x = x_train[idx.to(x_train.device)]
-            loss = training_loss(model, x, loss_kind)
+            loss = training_loss(model, x, loss_kind, forward=forward)
             check_finite({"loss": loss}, step=step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -286,32 +292,17 @@ def train_autoencoder(
     }
 
 
-def train(cfg: dict[str, Any]) -> tuple[Path, dict[int, Autoencoder], dict[int, dict[str, Any]]]:
-    """Train (or, on resume, reload) one autoencoder per code size; returns models and summaries."""
-    validate(cfg)
-    device = get_device(cfg["device"])
-    run_dir = Path(cfg["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml", header="seqae run ae_vs_pca")
-    data = load_data(cfg)
+def train(
+    cfg: dict[str, Any], run: RunSession, data: Splits, device: torch.device
+) -> tuple[dict[int, Autoencoder], dict[int, dict[str, Any]]]:
+    """One autoencoder per code size, each a part of the run (reused on resume); returns the
+    models (read back from their part folders) and their training summaries."""
     x_train, x_val = data.train.to(device), data.val.to(device)
-
     models: dict[int, Autoencoder] = {}
     summaries: dict[int, dict[str, Any]] = {}
-    with MetricLogger(run_dir, enabled=True) as logger:
-        for k in cfg["code_sizes"]:
-            model_dir = run_dir / "models" / f"code_{k}"
-            summary_path = model_dir / "summary.json"
-            if cfg["resume"] and summary_path.is_file():
-                models[k] = Autoencoder.from_pretrained(model_dir, map_location=device)
-                if models[k].config != build_model(k, cfg["model"]).config:
-                    raise ValueError(
-                        f"resume=true, but {model_dir} holds a model built with other model "
-                        f"settings than this config's; use a new output_dir or resume=false"
-                    )
-                summaries[k] = json.loads(summary_path.read_text())
-                print(f"ae_vs_pca: code size {k}: resumed from {model_dir}")
-                continue
+    with MetricLogger(run.dir) as logger:
+
+        def fit(k: int) -> dict[str, Any]:
             seed_everything(cfg["seed"] + k)  # each code size reproducible on its own
             model = build_model(k, cfg["model"]).to(device)
             summary = train_autoencoder(
@@ -324,14 +315,18 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[int, Autoencoder], dict[int, 
                 logger=logger,
                 tag=f"code_{k}",
             )
-            model.save_pretrained(model_dir)
-            atomic_write_json(summary_path, summary)  # written last: marks the code size done
-            models[k], summaries[k] = model.eval(), summary
+            model.save_pretrained(run.part_dir(f"code_{k}"))
             print(
                 f"ae_vs_pca: code size {k:2d}: best val MSE {summary['best_val_mse']:.5f} at epoch "
                 f"{summary['best_epoch']} ({summary['epochs_run']} run, {summary['train_seconds']:.0f} s)"
             )
-    return run_dir, models, summaries
+            return summary
+
+        for k in cfg["code_sizes"]:
+            summaries[k] = run.part(f"code_{k}", lambda k=k: fit(k))
+            models[k] = Autoencoder.from_pretrained(run.part_dir(f"code_{k}"), map_location=device)
+            models[k].eval()
+    return models, summaries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,11 +336,11 @@ def train(cfg: dict[str, Any]) -> tuple[Path, dict[int, Autoencoder], dict[int, 
 def evaluate(
     run_dir: Path,
     cfg: dict[str, Any],
+    data: Splits,
     models: dict[int, Autoencoder],
     summaries: dict[int, dict[str, Any]],
 ) -> dict[str, Any]:
-    """Test MSE per pixel of AE and PCA at every code size, figures, metrics.json."""
-    data = load_data(cfg)
+    """Test MSE per pixel of AE and PCA at every code size, and the figures."""
     device = next(next(iter(models.values())).parameters()).device
     x_test = data.test.to(device)
     sizes = cfg["code_sizes"]
@@ -376,11 +371,8 @@ def evaluate(
         "n_val": data.val.shape[0],
         "n_test": data.test.shape[0],
     }
-    # returned as written (bools become 0/1, NaN null), so callers see what metrics.json holds
-    metrics = json.loads(write_metrics_json(run_dir / "metrics.json", metrics).read_text())
-
     figures = save_figures(models, pcas, ae_mse, pca_mse, data, run_dir / "figures", cfg["figures"])
-    with MetricLogger(run_dir, enabled=True) as logger:
+    with MetricLogger(run_dir) as logger:
         for name, fig in figures.items():
             logger.image(f"figures/{name}", fig, step=0)
     return metrics
@@ -451,19 +443,25 @@ def save_figures(
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     require_single_process("ae_vs_pca")
-    run_dir, models, summaries = train(cfg)
-    metrics = evaluate(run_dir, cfg, models, summaries)
-    plt.close("all")
-    for k in cfg["code_sizes"]:
-        print(
-            f"ae_vs_pca: k={k:2d}  test MSE/pixel  AE {metrics['ae_mse'][str(k)]:.5f}  "
-            f"PCA {metrics['pca_mse'][str(k)]:.5f}  ratio {metrics['ratio'][str(k)]:.3f}"
-        )
-    if metrics["ratio_at_8"] is not None:
-        verdict = "met" if metrics["target_met"] else "MISSED"
-        print(
-            f"ae_vs_pca: target AE/PCA <= {TARGET_RATIO} at code size {TARGET_CODE_SIZE}: "
-            f"{metrics['ratio_at_8']:.3f} ({verdict})"
-        )
-    print(f"ae_vs_pca: wrote {run_dir}/ (metrics.json, figures/, models/, tb/)")
-    return metrics
+    validate(cfg)
+    data = load_data(cfg)
+    device = get_device(cfg["device"])
+    # a finished code size does not depend on the others: a resumed run may add code sizes
+    neutral = (*RESULT_NEUTRAL_KEYS, "code_sizes", "figures")
+    with RunSession(cfg, recipe="ae_vs_pca", neutral=neutral) as run:
+        models, summaries = train(cfg, run, data, device)
+        metrics = evaluate(run.dir, cfg, data, models, summaries)
+        plt.close("all")
+        for k in cfg["code_sizes"]:
+            print(
+                f"ae_vs_pca: k={k:2d}  test MSE/pixel  AE {metrics['ae_mse'][str(k)]:.5f}  "
+                f"PCA {metrics['pca_mse'][str(k)]:.5f}  ratio {metrics['ratio'][str(k)]:.3f}"
+            )
+        summary = None
+        if metrics["ratio_at_8"] is not None:
+            verdict = "met" if metrics["target_met"] else "MISSED"
+            summary = (
+                f"target AE/PCA <= {TARGET_RATIO} at code size {TARGET_CODE_SIZE}: "
+                f"{metrics['ratio_at_8']:.3f} ({verdict})"
+            )
+        return run.finish(metrics, summary=summary)

@@ -1,4 +1,5 @@
-"""ae_vs_pca on its tiny config: outputs, PCA correctness, best weights kept, resume, bad input."""
+"""ae_vs_pca on its tiny config: outputs, PCA correctness, best weights kept, resume between code
+sizes, bad input."""
 
 from __future__ import annotations
 
@@ -10,18 +11,30 @@ import torch
 from sklearn.decomposition import PCA as SkPCA
 
 from seqae.cli import find_recipe, load_recipe, run_recipe
+from seqae.config import ConfigError
 from seqae.core import Autoencoder
 from seqae.data.digits import load_digits_splits
+from seqae.training import RunFolderError
+from tests.recipes.resume_checks import (
+    Interrupted,
+    comparable,
+    interrupt_after_first_part,
+    one_thread,
+)
 
 TINY = "ae_vs_pca_tiny"
 recipe = load_recipe(find_recipe("ae_vs_pca"))
 
 
+def _run(out: Path, *overrides: str) -> dict:
+    return run_recipe("ae_vs_pca", config=TINY, overrides=[f"output_dir={out}", *overrides])
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("ae_vs_pca") / "run"
-    metrics = run_recipe("ae_vs_pca", config=TINY, overrides=[f"output_dir={out}"])
-    return out, metrics
+    with one_thread():  # as the runs inside the tests below, whose results are compared with it
+        return out, _run(out)
 
 
 def _splits():
@@ -76,11 +89,11 @@ def test_saved_models_hold_the_best_validation_weights(tiny_run: tuple[Path, dic
     out, metrics = tiny_run
     x_val = _splits().val.tensors()[0]
     for k in (2, 8):
-        model = Autoencoder.from_pretrained(out / "models" / f"code_{k}")
+        model = Autoencoder.from_pretrained(out / "parts" / f"code_{k}")
         assert model.encode(x_val[:3]).z.shape == (3, k)
         val_mse = ((model.reconstruct(x_val) - x_val) ** 2).mean().item()
         assert val_mse == pytest.approx(metrics["ae_val_mse"][str(k)], rel=1e-5)
-        summary = json.loads((out / "models" / f"code_{k}" / "summary.json").read_text())
+        summary = json.loads((out / "parts" / f"code_{k}.json").read_text())
         assert summary["best_epoch"] < summary["epochs_run"]
 
 
@@ -101,6 +114,7 @@ def test_best_weights_are_restored_after_early_stopping() -> None:
         "patience": 8,
         "min_delta": 0.0,
         "log_every": 1000,
+        "compile": False,
     }
     logger = recipe.MetricLogger(".", enabled=False)
     summary = recipe.train_autoencoder(
@@ -114,11 +128,42 @@ def test_best_weights_are_restored_after_early_stopping() -> None:
 
 def test_resume_reuses_finished_code_sizes(tiny_run: tuple[Path, dict]) -> None:
     out, metrics = tiny_run
-    summary = out / "models" / "code_2" / "summary.json"
+    summary = out / "parts" / "code_2.json"
     before = summary.stat().st_mtime_ns
-    again = run_recipe("ae_vs_pca", config=TINY, overrides=[f"output_dir={out}", "resume=true"])
+    again = _run(out, "resume=true")
     assert summary.stat().st_mtime_ns == before  # not retrained
-    assert again["ae_mse"] == pytest.approx(metrics["ae_mse"])
+    assert comparable(again) == comparable(metrics)
+
+
+def test_interrupted_then_resumed_run_matches_uninterrupted(
+    tiny_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, full = tiny_run
+    out = tmp_path / "run"
+    interrupt_after_first_part(monkeypatch)
+    with pytest.raises(Interrupted, match="code_2"):
+        _run(out)
+    monkeypatch.undo()
+    assert (out / "parts" / "code_2.json").is_file()
+    assert not (out / "parts" / "code_8.json").exists() and not (out / "metrics.json").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    weights = out / "parts" / "code_2" / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        _run(out)  # without resume=true the folder is not taken over
+    resumed = _run(out, "resume=true")
+    assert weights.stat().st_mtime_ns == written  # code size 2 was not trained again
+    assert comparable(resumed) == comparable(full)
+    assert json.loads((out / "metrics.json").read_text()) == resumed
+
+
+def test_resume_may_add_code_sizes(tiny_run: tuple[Path, dict], tmp_path: Path) -> None:
+    _, full = tiny_run
+    out = tmp_path / "run"
+    _run(out, "code_sizes=[8]")
+    extended = _run(out, "resume=true")  # the tiny config's code sizes, 2 and 8
+    assert comparable(extended) == comparable(full)
 
 
 @pytest.mark.parametrize(
@@ -139,10 +184,10 @@ def test_resume_reuses_finished_code_sizes(tiny_run: tuple[Path, dict]) -> None:
 def test_impossible_settings_stop_before_training(
     tmp_path: Path, override: str, match: str
 ) -> None:
-    with pytest.raises(ValueError, match=match):
-        run_recipe("ae_vs_pca", config=TINY, overrides=[override, f"output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=match):
+        _run(tmp_path, override)
     assert not (tmp_path / "config.yaml").exists()
-    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "parts").exists()
 
 
 @pytest.mark.parametrize(
@@ -163,9 +208,5 @@ def test_bad_datasets_are_rejected(x: torch.Tensor, match: str) -> None:
 
 def test_resume_refuses_models_built_with_other_settings(tiny_run: tuple[Path, dict]) -> None:
     out, _ = tiny_run
-    with pytest.raises(ValueError, match="other model settings"):
-        run_recipe(
-            "ae_vs_pca",
-            config=TINY,
-            overrides=[f"output_dir={out}", "resume=true", "model.hidden=[48]"],
-        )
+    with pytest.raises(RunFolderError, match=r"another config \(model\.hidden \[32\] -> \[48\]\)"):
+        _run(out, "resume=true", "model.hidden=[48]")

@@ -1,4 +1,5 @@
-"""The compress recipe on its tiny config: code files, rate accounting, the PCA hull, stages."""
+"""The compress recipe on its tiny config: code files, rate accounting, the PCA hull, stages,
+resuming between rate points."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import torch
 
 from seqae.cli import load_recipe, run_recipe
 from seqae.codes import CODINGS, ModelMismatchError, model_codes, read_codes
+from seqae.config import ConfigError
 from seqae.core import Autoencoder
 from seqae.data import load_digits_splits
+from seqae.training import RunFolderError
+from tests.recipes.resume_checks import Interrupted, comparable, interrupt_after_first_part
 
 TINY = "compress_tiny"
 REPO = Path(__file__).resolve().parents[2]
@@ -41,12 +45,14 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
     assert json.loads((out / "metrics.json").read_text()) == metrics
     for fig in ("rate_distortion", "reconstructions"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    assert any((out / "tb").iterdir())
     names = [r["name"] for r in metrics["vqvae"]]
     assert names == ["codebook_size8-num_codes1", "codebook_size16-num_codes2"]
     for name in names:
-        assert (out / "models" / name / "model" / "model.safetensors").is_file()
+        assert (out / "parts" / name / "model" / "model.safetensors").is_file()
+        assert (out / "parts" / f"{name}.json").is_file()  # the part is done
         for coding in CODINGS:
-            assert (out / "codes" / f"{name}.{coding}.sqc").is_file()
+            assert (out / "parts" / name / f"{name}.{coding}.sqc").is_file()
 
 
 def test_rate_accounting_matches_the_files(tiny_run: tuple[Path, dict]) -> None:
@@ -75,7 +81,7 @@ def test_files_decode_to_the_reported_distortion(
 ) -> None:
     out, metrics = tiny_run
     for record in metrics["vqvae"]:
-        model = Autoencoder.from_pretrained(out / "models" / record["name"] / "model")
+        model = Autoencoder.from_pretrained(out / "parts" / record["name"] / "model")
         expected = model_codes(model, x_test)
         for f in record["files"].values():
             np.testing.assert_array_equal(read_codes(f["path"]).codes, expected)
@@ -127,7 +133,7 @@ def test_encode_and_decode_stages(
 ) -> None:
     out, metrics = tiny_run
     record = metrics["vqvae"][1]
-    model_dir = out / "models" / record["name"] / "model"
+    model_dir = out / "parts" / record["name"] / "model"
     codes = tmp_path / "codes.sqc"
     enc = _run(tmp_path / "enc", "stage=encode", f"model_dir={model_dir}", f"codes={codes}")
     assert enc["num_samples"] == len(x_test) and enc["coding"] == "adaptive"
@@ -136,7 +142,7 @@ def test_encode_and_decode_stages(
     assert dec["test_mse"] == pytest.approx(record["mse"], rel=1e-6)
     x_hat = np.load(tmp_path / "dec" / "reconstructions.npy")
     assert x_hat.shape == tuple(x_test.shape)
-    other = out / "models" / metrics["vqvae"][0]["name"] / "model"
+    other = out / "parts" / metrics["vqvae"][0]["name"] / "model"
     with pytest.raises(ModelMismatchError, match="different model"):
         _run(tmp_path / "bad", "stage=decode", f"model_dir={other}", f"codes={codes}")
 
@@ -159,9 +165,44 @@ def test_encode_and_decode_stages(
 def test_impossible_settings_stop_before_training(
     tmp_path: Path, overrides: list[str], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _run(tmp_path, *overrides)
-    assert not (tmp_path / "models").exists()
+    assert not tmp_path.joinpath("parts").exists() and not tmp_path.joinpath("run.json").exists()
+
+
+def test_interrupted_then_resumed_run_matches_uninterrupted(
+    tiny_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, full = tiny_run
+    out = tmp_path / "run"
+    interrupt_after_first_part(monkeypatch)
+    with pytest.raises(Interrupted):
+        _run(out)
+    monkeypatch.undo()
+    first, second = (r["name"] for r in full["vqvae"])
+    assert (out / "parts" / f"{first}.json").is_file()
+    assert not (out / "parts" / f"{second}.json").exists() and not (out / "metrics.json").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    weights = out / "parts" / first / "model" / "model.safetensors"
+    written = weights.stat().st_mtime_ns
+
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        _run(out)  # without resume=true the folder is not taken over
+    resumed = _run(out, "resume=true")
+    assert weights.stat().st_mtime_ns == written  # the first rate point was not trained again
+    assert comparable(resumed) == comparable(full)
+
+
+def test_resume_may_add_rate_points_but_not_change_the_model(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    _, full = tiny_run
+    out = tmp_path / "run"
+    _run(out, "rate_points=[{num_codes: 1, codebook_size: 8}]")
+    with pytest.raises(RunFolderError, match=r"vqvae\.model\.code_dim 4 -> 8"):
+        _run(out, "resume=true", "vqvae.model.code_dim=8")
+    extended = _run(out, "resume=true")  # the tiny config's two rate points
+    assert comparable(extended) == comparable(full)
 
 
 def test_full_config_is_valid() -> None:
@@ -169,5 +210,5 @@ def test_full_config_is_valid() -> None:
     from seqae.config import load_config
 
     cfg = load_config(find_config("compress", "compress"))
-    compress.validate(cfg, compress.vqvae_recipe())
+    compress.validate(cfg)
     assert len(cfg["rate_points"]) == 8

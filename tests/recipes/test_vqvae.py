@@ -1,4 +1,5 @@
-"""The vqvae recipe on its tiny config, on digits and on shapes: outputs, resume, bad settings."""
+"""The vqvae recipe on its tiny config, on digits and on shapes: outputs, resume, the run folder,
+bad settings."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from seqae.cli import main as seqae_main
 from seqae.cli import run_recipe
+from seqae.config import ConfigError
 from seqae.core import Autoencoder, VectorQuantizer
+from seqae.data.images import ImageDataError
 from seqae.metrics import codebook_usage, reconstruction_error
-from seqae.training import CheckpointManager
+from seqae.training import CheckpointManager, RunFolderError
+from tests.recipes.resume_checks import comparable
 
 TINY = "vqvae_tiny"
 
@@ -91,15 +96,30 @@ def test_metrics_match_the_saved_model(digits_run: tuple[Path, dict]) -> None:
 def test_interrupted_then_resumed_run_matches_uninterrupted(
     digits_run: tuple[Path, dict], tmp_path: Path
 ) -> None:
-    full, _ = digits_run  # 3 epochs in one go
+    full, full_metrics = digits_run  # 3 epochs in one go
     part = tmp_path / "part"
     _run(part, "train.epochs=2")
-    _run(part, "train.epochs=3", "resume=true")
-    a = torch.load(CheckpointManager(full / "checkpoints").latest_path, weights_only=True)["model"]
-    b = torch.load(CheckpointManager(part / "checkpoints").latest_path, weights_only=True)["model"]
+    resumed = _run(part, "train.epochs=3", "resume=true")
+    a = CheckpointManager.read(CheckpointManager(full / "checkpoints").latest_path)["model"]
+    b = CheckpointManager.read(CheckpointManager(part / "checkpoints").latest_path)["model"]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    assert comparable(resumed) == comparable(full_metrics)
+    assert resumed["train_seconds"] > 0
+
+
+def test_a_used_folder_is_refused_without_resume_or_overwrite(
+    digits_run: tuple[Path, dict],
+) -> None:
+    out, _ = digits_run
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        _run(out)
+    # resume=true under settings that change the result is refused, naming the keys
+    with pytest.raises(RunFolderError, match=r"another config \(model\.code_dim 4 -> 8\)"):
+        _run(out, "resume=true", "model.code_dim=8")
+    assert (out / "metrics.json").read_text() == before
 
 
 def test_npz_images(tmp_path: Path) -> None:
@@ -126,7 +146,7 @@ def test_npz_images(tmp_path: Path) -> None:
 def test_impossible_settings_stop_before_training(
     tmp_path: Path, overrides: list[str], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _run(tmp_path, *overrides)
     assert not (tmp_path / "checkpoints").exists()
 
@@ -146,13 +166,32 @@ def test_bad_npz_data_stops_before_training(
     tmp_path: Path, array: np.ndarray, message: str
 ) -> None:
     np.savez(tmp_path / "d.npz", x=array)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ImageDataError, match=message):
         _run(tmp_path / "run", "data.name=npz", f"data.path={tmp_path / 'd.npz'}")
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.codebook_size=1"], "model.codebook_size must be >= 2"),
+        (["data.name=npz", "data.path=missing.npz"], "missing.npz"),
+    ],
+)
+def test_command_line_mistakes_give_one_line_and_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str
+) -> None:
+    status = seqae_main(
+        ["run", "vqvae", "--config", TINY, f"output_dir={tmp_path / 'r'}", *overrides]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("seqae: error: ") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_unknown_key_is_rejected_with_valid_keys(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"quantizer\.deacy(.|\n)*quantizer\.decay"):
+    with pytest.raises(ConfigError, match=r"quantizer\.deacy(.|\n)*quantizer\.decay"):
         _run(tmp_path, "quantizer.deacy=0.5")
 
 
@@ -186,10 +225,11 @@ def test_full_configs_are_valid(config: str, x_shape: tuple[int, ...], codes: in
     """The full configs pass validation and build their model (training them is not a unit test)."""
     from seqae.cli import find_config, find_recipe, load_recipe
     from seqae.config import load_config
+    from seqae.core.vqvae import build_vqvae
 
     vqvae = load_recipe(find_recipe("vqvae"))
     cfg = load_config(find_config("vqvae", config))
     vqvae.validate(cfg)
-    model = vqvae.build_model(cfg["model"], cfg["quantizer"], torch.zeros(x_shape)).eval()
+    model = build_vqvae(cfg["model"], cfg["quantizer"], torch.zeros(x_shape)).eval()
     indices = model.encode(torch.rand(x_shape)).info["indices"]
     assert math.prod(indices.shape[1:]) == codes
