@@ -196,7 +196,9 @@ class RunSession:
         train = cfg.get("train") if isinstance(cfg.get("train"), Mapping) else {}
         self.max_minutes: float | None = train.get("max_minutes")
         self.checkpoint_every: int | None = train.get("checkpoint_every")
-        self.fingerprint, self._flat = config_fingerprint(cfg, neutral=neutral)
+        self._neutral = tuple(neutral)
+        self.fingerprint, self._flat = config_fingerprint(cfg, neutral=self._neutral)
+        self._finished_parts: frozenset[str] = frozenset()
         self.verbose = verbose and self.ctx.is_main
         self.checkpoints = CheckpointManager(self.dir / "checkpoints", keep_last=keep_last)
         self._tracked: dict[str, Any] = {}
@@ -233,6 +235,14 @@ class RunSession:
             error = verdict[0]
         if error is not None:
             raise RunFolderError(error)
+        # which parts are done is read once, here, so that every rank agrees on what to compute
+        # (a rank that looked later could see a part another rank has just finished)
+        parts = self.dir / "parts"
+        self._finished_parts = (
+            frozenset(p.stem for p in parts.glob("*.json") if p.is_file())
+            if parts.is_dir()
+            else frozenset()
+        )
         self._open = True
         self._clock = time.perf_counter()
         return self
@@ -278,7 +288,7 @@ class RunSession:
                 old_cfg = load_config(self.dir / "config.yaml")
             except ConfigError:
                 old_cfg = {}
-            fingerprint, flat = config_fingerprint(old_cfg)
+            fingerprint, flat = config_fingerprint(old_cfg, neutral=self._neutral)
             return {"recipe": None, "fingerprint": fingerprint, "config": flat}
         return None
 
@@ -454,7 +464,7 @@ class RunSession:
         folder never holds parts, so they are always computed.
         """
         marker = self.dir / "parts" / f"{name}.json"
-        if marker.is_file():
+        if name in self._finished_parts:
             try:
                 result = json.loads(marker.read_text(encoding="utf-8"))
             except (OSError, ValueError):
