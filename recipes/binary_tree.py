@@ -38,12 +38,18 @@ purity (= many-to-one clustering accuracy: every leaf takes its majority class),
 against 10 classes), NMI, and the accuracy of labelling each leaf with the majority class of its
 *training* images (labels used only for that evaluation, never for training or selection).
 
-Writes to ``output_dir``: config.yaml, checkpoints/ (one file per trained node, so
-``resume=true`` skips finished nodes), tb/, figures/ and metrics.json.
+Each node is :class:`seqae.core.classifier.BitAutoencoder`. Training a node (its restarts) is
+a part of the run (:meth:`seqae.training.RunSession.part`): the kept model is saved under
+``parts/seed<S>_node_<path>/`` (config.json + model.safetensors, loadable with
+``seqae.load_pretrained``) and its record in ``parts/seed<S>_node_<path>.json``, so
+``resume=true`` reuses the nodes already trained.
+
+Writes to ``output_dir``: config.yaml, parts/, tb/, figures/ and metrics.json.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -58,11 +64,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+from torch import Tensor  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
-from seqae.core.binary import BinaryBottleneck  # noqa: E402
-from seqae.core.nets import MLP  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
+from seqae.core.classifier import BitAutoencoder  # noqa: E402
 from seqae.data import load_digits_splits, validate_array  # noqa: E402
 from seqae.data.neighbors import nearest_neighbors  # noqa: E402
 from seqae.metrics.clustering import (  # noqa: E402
@@ -75,12 +80,12 @@ from seqae.metrics.clustering import (  # noqa: E402
 from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     MetricLogger,
-    atomic_save,
+    RunSession,
     check_finite,
     get_device,
+    maybe_compile,
     require_single_process,
     seed_everything,
-    write_metrics_json,
 )
 
 PIXELS = 64
@@ -94,45 +99,45 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before anything is built."""
     tree, node, o, t = cfg["tree"], cfg["node"], cfg["objective"], cfg["train"]
     if not 1 <= tree["depth"] <= 10:
-        raise ValueError(f"tree.depth must be in 1..10 (2^depth leaves), got {tree['depth']}")
+        raise ConfigError(f"tree.depth must be in 1..10 (2^depth leaves), got {tree['depth']}")
     if tree["min_size"] < 2:
-        raise ValueError(
+        raise ConfigError(
             f"tree.min_size must be at least 2 (a split needs two images), got {tree['min_size']}"
         )
     if not node["hidden"] or any(h <= 0 for h in node["hidden"]):
-        raise ValueError(f"node.hidden must list positive layer sizes, got {node['hidden']}")
+        raise ConfigError(f"node.hidden must list positive layer sizes, got {node['hidden']}")
     if not 0 <= node["style_dim"] < PIXELS:
-        raise ValueError(
+        raise ConfigError(
             f"node.style_dim must be in 0..{PIXELS - 1} (the input has {PIXELS} pixels), got {node['style_dim']}"
         )
     if o["neighbors"] < 0:
-        raise ValueError(f"objective.neighbors must be >= 0, got {o['neighbors']}")
+        raise ConfigError(f"objective.neighbors must be >= 0, got {o['neighbors']}")
     if o["neighbors"] >= tree["min_size"]:
-        raise ValueError(
+        raise ConfigError(
             f"objective.neighbors={o['neighbors']} must be smaller than tree.min_size={tree['min_size']}: "
             "neighbours are mined among the images of a node"
         )
     for key in ("reconstruction_weight", "mutual_info_weight"):
         if o[key] < 0:
-            raise ValueError(f"objective.{key} must be >= 0, got {o[key]}")
+            raise ConfigError(f"objective.{key} must be >= 0, got {o[key]}")
     if o["reconstruction_weight"] == 0 and o["mutual_info_weight"] == 0:
-        raise ValueError(
+        raise ConfigError(
             "objective: reconstruction_weight and mutual_info_weight are both 0, so nothing "
             "tells the bit how to split"
         )
     if o["mutual_info_weight"] > 0 and o["neighbors"] == 0:
-        raise ValueError("objective.mutual_info_weight > 0 needs objective.neighbors >= 1")
+        raise ConfigError("objective.mutual_info_weight > 0 needs objective.neighbors >= 1")
     if not t["seeds"] or len(set(t["seeds"])) != len(t["seeds"]):
-        raise ValueError(f"train.seeds must list distinct seeds, got {t['seeds']}")
+        raise ConfigError(f"train.seeds must list distinct seeds, got {t['seeds']}")
     for key in ("steps", "batch_size", "restarts_per_node"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     if t["threads"] < 0:
-        raise ValueError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
+        raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
     if cfg["eval"]["kmeans_n_init"] < 1:
-        raise ValueError(f"eval.kmeans_n_init must be >= 1, got {cfg['eval']['kmeans_n_init']}")
+        raise ConfigError(f"eval.kmeans_n_init must be >= 1, got {cfg['eval']['kmeans_n_init']}")
 
 
 def load_data(cfg: dict[str, Any]) -> dict[str, Tensor]:
@@ -161,61 +166,9 @@ def check_data(data: dict[str, Tensor], *, min_size: int) -> None:
         )
     n = data["x_train"].shape[0]
     if n < min_size:
-        raise ValueError(
+        raise ConfigError(
             f"{n} training images are fewer than tree.min_size={min_size}: the root could not split"
         )
-
-
-class BitAutoencoder(nn.Module):
-    """One node: encoder -> one-bit code (+ continuous style code) -> decoder.
-
-    Args:
-        hidden: Encoder layer sizes after the 64 inputs; the decoder mirrors them.
-        style_dim: Size of a deterministic continuous code passed to the decoder next to the bit;
-            0 for a pure one-bit autoencoder (two prototypes).
-        stochastic: Sample the bit in training (arXiv 1308.3432, sec. 3) rather than threshold.
-    """
-
-    def __init__(self, *, hidden: list[int], style_dim: int = 0, stochastic: bool = True) -> None:
-        super().__init__()
-        *inner, last = hidden
-        self.encoder = MLP(
-            in_dim=PIXELS, hidden=inner, out_dim=last, out_activation="leaky_relu"
-        )  # leaky: a dead last layer would make the code constant
-        # prior_kl would pull every image's bit towards p = 0.5; the mutual-information term
-        # of the objective asks for balanced children instead.
-        self.bottleneck = BinaryBottleneck(
-            code_dim=1, in_dim=last, stochastic=stochastic, prior_kl=False
-        )
-        self.style = nn.Linear(last, style_dim) if style_dim else None
-        self.decoder = MLP(in_dim=1 + style_dim, hidden=list(reversed(hidden)), out_dim=PIXELS)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x (B, 64)`` -> ``(p (B,) = P(bit = 1), x_hat (B, 64))``."""
-        h = self.encoder(x)
-        out = self.bottleneck(h)  # z: (B, 1) bit with a straight-through gradient
-        p = torch.sigmoid(self.bottleneck.logits(h)[:, 0])
-        z = out.z if self.style is None else torch.cat([out.z, self.style(h)], dim=1)
-        return p, self.decoder(z)
-
-    @torch.no_grad()
-    def split(self, x: Tensor) -> Tensor:
-        """Eval-mode bit of each image, ``(B,)`` bool (True: child 1)."""
-        was = self.training
-        self.eval()
-        bits = self.bottleneck(self.encoder(x)).z[:, 0] > 0.5
-        self.train(was)
-        return bits
-
-    @torch.no_grad()
-    def prototypes(self) -> Tensor:
-        """Decoder output for bit 0 and bit 1 with a zero style code: ``(2, 64)``."""
-        style = self.style.out_features if self.style is not None else 0
-        device = next(self.parameters()).device
-        z = torch.cat(
-            [torch.tensor([[0.0], [1.0]], device=device), torch.zeros(2, style, device=device)], 1
-        )
-        return self.decoder(z)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +211,10 @@ def train_node(
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     model = BitAutoencoder(
-        hidden=node["hidden"], style_dim=node["style_dim"], stochastic=node["stochastic"]
+        in_dim=PIXELS,
+        hidden=node["hidden"],
+        style_dim=node["style_dim"],
+        stochastic=node["stochastic"],
     ).to(x.device)
     with torch.no_grad():
         # Data-dependent init (Salimans & Kingma 2016, arXiv 1602.07868, sec. 3). (1) Shift the
@@ -271,6 +227,7 @@ def train_node(
         model.bottleneck.proj.bias -= logits.median()
         _, x_hat = model(x)
         model.decoder.layers[-1][0].bias += (x - x_hat).mean(0)
+    compiled = maybe_compile(model, t["compile"])  # shares model's parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     use_nb = o["mutual_info_weight"] > 0
     neighbors = nearest_neighbors(x, min(o["neighbors"], x.shape[0] - 1)) if use_nb else None
@@ -287,7 +244,7 @@ def train_node(
         if neighbors is not None:
             pick = torch.randint(neighbors.shape[1], (batch,), generator=gen)
             x_nb = x[neighbors[idx, pick].to(x.device)]
-        terms = node_objective(model, x[idx.to(x.device)], x_nb, o)
+        terms = node_objective(compiled, x[idx.to(x.device)], x_nb, o)
         check_finite(terms, step=step)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -441,11 +398,14 @@ def tree_scores(
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     require_single_process("binary_tree")
     validate(cfg)
+    data = load_data(cfg)  # data-dependent checks, before the run folder is claimed
     threads = torch.get_num_threads()
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])  # tiny models: one thread is fastest
     try:
-        return run(cfg)
+        with RunSession(cfg, recipe="binary_tree") as run:
+            metrics, summary = grow_trees(cfg, data, run)
+            return run.finish(metrics, summary=summary)
     finally:
         torch.set_num_threads(threads)
 
@@ -457,54 +417,46 @@ def _kmeans_splitter(x: Tensor, *, seed: int, n_init: int) -> Callable[[Tensor],
     return lambda z: torch.as_tensor(km.predict(z.cpu().numpy()) == 1)
 
 
-def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Grow one AE tree and one 2-means tree per seed, score them, write outputs."""
+def grow_trees(
+    cfg: dict[str, Any], data: dict[str, Tensor], run: RunSession
+) -> tuple[dict[str, Any], str]:
+    """Grow one AE tree and one 2-means tree per seed (each trained node a part of the run),
+    score them, draw the figures. Returns the metrics and a summary line."""
     device = get_device(cfg["device"])
-    run_dir = Path(cfg["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml", header="seqae run binary_tree")
-    data = load_data(cfg)
     x_train = data["x_train"].to(device)
-    logger = MetricLogger(run_dir, enabled=True)
-    tree_cfg, node_cfg = cfg["tree"], cfg["node"]
-    seconds, trained = 0.0, 0  # training time of every node; nodes trained by this call
+    logger = MetricLogger(run.dir, enabled=True)
+    tree_cfg = cfg["tree"]
+    seconds, trained = 0.0, 0  # training time of every node; nodes trained in this session
+
+    def train_restarts(x: Tensor, path: str, seed: int, part: str) -> dict[str, Any]:
+        """Train a node from several seeds; keep the lowest unsupervised node objective."""
+        nonlocal trained
+        candidates = []
+        for restart in range(cfg["train"]["restarts_per_node"]):
+            node_seed = seed * 100_003 + int("1" + path, 2) + 7919 * restart
+            tag = f"seed{seed}/node_{path or 'root'}/restart{restart}"
+            model, info = train_node(cfg, x, seed=node_seed, logger=logger, tag=tag)
+            candidates.append((info["node_loss"], restart, model, info))
+        node_loss, restart, model, _ = min(candidates, key=lambda c: (c[0], c[1]))
+        model.save_pretrained(run.part_dir(part))
+        trained += 1
+        return {
+            "node_loss": node_loss,
+            "train_seconds": sum(c[3]["train_seconds"] for c in candidates),
+            "chosen_restart": restart,
+            "node_losses": [c[0] for c in candidates],
+        }
 
     results: list[dict[str, Any]] = []
     first: tuple[Node, list[str]] | None = None
     for seed in cfg["train"]["seeds"]:
-        ckpt_dir = run_dir / "checkpoints" / f"seed{seed}"
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-        def ae_split(x: Tensor, path: str, seed: int = seed, ckpt_dir: Path = ckpt_dir):
-            nonlocal seconds, trained
-            file = ckpt_dir / f"node_{path or 'root'}.pt"
-            model = BitAutoencoder(
-                hidden=node_cfg["hidden"],
-                style_dim=node_cfg["style_dim"],
-                stochastic=node_cfg["stochastic"],
-            ).to(device)
-            if cfg["resume"] and file.is_file():
-                saved = torch.load(file, map_location=device, weights_only=True)
-                model.load_state_dict(saved["model"])
-                seconds += saved["info"]["train_seconds"]
-            else:
-                # restarts from different seeds; keep the lowest unsupervised node objective
-                candidates = []
-                for restart in range(cfg["train"]["restarts_per_node"]):
-                    node_seed = seed * 100_003 + int("1" + path, 2) + 7919 * restart
-                    tag = f"seed{seed}/node_{path or 'root'}/restart{restart}"
-                    model, info = train_node(cfg, x, seed=node_seed, logger=logger, tag=tag)
-                    seconds += info["train_seconds"]
-                    candidates.append((info["node_loss"], restart, model, info))
-                _, restart, model, info = min(candidates, key=lambda c: (c[0], c[1]))
-                info = {
-                    **info,
-                    "train_seconds": sum(c[3]["train_seconds"] for c in candidates),
-                    "chosen_restart": restart,
-                    "node_losses": [c[0] for c in candidates],
-                }
-                trained += 1
-                atomic_save({"model": model.state_dict(), "info": info}, file)
+        def ae_split(x: Tensor, path: str, seed: int = seed):
+            nonlocal seconds
+            part = f"seed{seed}_node_{path or 'root'}"
+            info = run.part(part, functools.partial(train_restarts, x, path, seed, part))
+            seconds += info["train_seconds"]
+            model = BitAutoencoder.from_pretrained(run.part_dir(part), map_location=device)
             return model.split, model.prototypes().cpu()
 
         def km_split(x: Tensor, path: str, seed: int = seed):
@@ -527,7 +479,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             f"{ae['hungarian_acc_leaves']:.4f} ({km['hungarian_acc_leaves']:.4f})"
         )
 
-    def summary(kind: str, key: str) -> dict[str, Any]:
+    def across_seeds(kind: str, key: str) -> dict[str, Any]:
         values = [r[kind][key] for r in results]
         std = statistics.pstdev(values) if len(values) > 1 else 0.0
         return {"mean": statistics.fmean(values), "std": std, "per_seed": values}
@@ -536,7 +488,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     for kind, prefix in (("bit_tree", ""), ("kmeans_tree", "kmeans_tree_")):
         for key in headline:
-            s = summary(kind, key)
+            s = across_seeds(kind, key)
             metrics[f"{prefix}{key}"] = s["mean"]
             metrics[f"{prefix}{key}_std"] = s["std"]
             metrics[f"{prefix}{key}_per_seed"] = s["per_seed"]
@@ -568,20 +520,18 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             "nodes_trained_now": trained,  # 0 when resume=true found every node
         }
     )
-    write_metrics_json(run_dir / "metrics.json", metrics)
-
     assert first is not None
-    figures = save_figures(first[0], first[1], data, run_dir / "figures", cfg["figures"])
+    figures = save_figures(first[0], first[1], data, run.dir / "figures", cfg["figures"])
     for name, fig in figures.items():
         logger.image(f"figures/{name}", fig, step=0)
+        plt.close(fig)
     logger.close()
-    print(
-        f"binary_tree: test leaf purity {metrics['leaf_purity']:.4f} +- {metrics['leaf_purity_std']:.4f} "
+    summary = (
+        f"test leaf purity {metrics['leaf_purity']:.4f} +- {metrics['leaf_purity_std']:.4f} "
         f"(2-means tree {metrics['kmeans_tree_leaf_purity']:.4f}); Hungarian acc of the leaves "
         f"{metrics['hungarian_acc_leaves']:.4f} ({metrics['kmeans_tree_hungarian_acc_leaves']:.4f})"
     )
-    print(f"binary_tree: wrote {run_dir}/ (metrics.json, figures/, checkpoints/, tb/)")
-    return metrics
+    return metrics, summary
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,15 +29,19 @@ The budgets are CPU budgets: small models and a few thousand steps, where the pa
 for 300k. Disentanglement scores are accordingly modest; the sweep shows how the methods and
 weights compare at that budget and how much the seed matters.
 
-Writes to ``output_dir``: config.yaml, runs/<run>/ (checkpoints/, model/, metrics.json per
-run), tb/<run>/, figures/ (traversal_<run>.png, reconstructions_<run>.png, summary.png),
-summary.md and metrics.json. With ``resume=true`` finished runs are reused and an unfinished
-run continues from its last checkpoint.
+Each (setting, seed) is a part of the run (:meth:`seqae.training.RunSession.part`): its model
+is saved in ``parts/<name>/`` (config.json + model.safetensors) and its metrics in
+``parts/<name>.json`` once it is scored. With ``resume=true`` the finished models are reused; a
+model whose training was interrupted is trained again from the start (one model is a minute or
+two of the sweep).
+
+Writes to ``output_dir``: config.yaml, parts/, tb/<name>/, figures/ (traversal_<name>.png,
+reconstructions_<name>.png, summary.png), summary.md and metrics.json.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import time
 from pathlib import Path
@@ -51,7 +55,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core import Autoencoder  # noqa: E402
 from seqae.core.losses import (  # noqa: E402
     gan_discriminator_loss,
@@ -60,21 +64,21 @@ from seqae.core.losses import (  # noqa: E402
 )
 from seqae.core.nets import MLP  # noqa: E402
 from seqae.data import FACTOR_NAMES, SHAPE_NAMES, ShapesDataset  # noqa: E402
+from seqae.files import atomic_write_text  # noqa: E402
 from seqae.metrics.disentanglement import evaluate_disentanglement  # noqa: E402
 from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
-    CheckpointManager,
     DistributedContext,
     MetricLogger,
+    RunSession,
     check_finite,
     init_distributed,
     make_loader,
     progress,
+    require_single_process,
     seed_everything,
     set_epoch,
-    write_metrics_json,
 )
-from seqae.training.checkpoint import atomic_write_text  # noqa: E402
 
 METHODS = ("betavae", "tcvae", "factorvae")
 WEIGHT_NAMES = {"betavae": "beta", "tcvae": "beta", "factorvae": "gamma"}
@@ -95,7 +99,7 @@ SUMMARY_KEYS = (
 # ---------------------------------------------------------------------------------------------
 def _positive_int(value: Any, name: str, low: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def validate(cfg: dict[str, Any]) -> None:
@@ -104,25 +108,25 @@ def validate(cfg: dict[str, Any]) -> None:
     _positive_int(d["resolution"], "data.resolution", 8)
     sizes = d["factor_sizes"]
     if not isinstance(sizes, list) or len(sizes) != len(FACTOR_NAMES):
-        raise ValueError(
+        raise ConfigError(
             f"data.factor_sizes needs {len(FACTOR_NAMES)} entries ({', '.join(FACTOR_NAMES)}), "
             f"got {sizes!r}"
         )
     for name, size in zip(FACTOR_NAMES, sizes, strict=True):
         _positive_int(size, f"data.factor_sizes[{name}]")
     if sizes[0] > len(SHAPE_NAMES):
-        raise ValueError(f"data.factor_sizes: at most {len(SHAPE_NAMES)} shapes, got {sizes[0]}")
+        raise ConfigError(f"data.factor_sizes: at most {len(SHAPE_NAMES)} shapes, got {sizes[0]}")
     if sum(size > 1 for size in sizes) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"data.factor_sizes {sizes} varies fewer than 2 factors; disentanglement needs at "
             "least 2 factors with more than one value"
         )
     if not 0.0 < d["test_fraction"] < 1.0:
-        raise ValueError(f"data.test_fraction must be in (0, 1), got {d['test_fraction']}")
+        raise ConfigError(f"data.test_fraction must be in (0, 1), got {d['test_fraction']}")
     total = math.prod(sizes)
     n_test = int(round(total * d["test_fraction"]))
     if n_test < 1 or total - n_test < t["batch_size"]:
-        raise ValueError(
+        raise ConfigError(
             f"the factor grid {sizes} has {total} images: {total - n_test} for training and "
             f"{n_test} held out; expected at least one held-out image and one training batch "
             f"({t['batch_size']})"
@@ -130,16 +134,16 @@ def validate(cfg: dict[str, Any]) -> None:
 
     channels = m["channels"]
     if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-        raise ValueError(f"model.channels must list positive channel counts, got {channels!r}")
+        raise ConfigError(f"model.channels must list positive channel counts, got {channels!r}")
     if d["resolution"] % 2 ** len(channels):
-        raise ValueError(
+        raise ConfigError(
             f"data.resolution {d['resolution']} must be divisible by 2^{len(channels)} = "
             f"{2 ** len(channels)} (each of the {len(channels)} conv layers halves it)"
         )
     pixels = d["resolution"] ** 2
     _positive_int(m["latent_dim"], "model.latent_dim", 2)
     if m["latent_dim"] > pixels:
-        raise ValueError(
+        raise ConfigError(
             f"model.latent_dim must be in 2..{pixels} (the image has {pixels} pixels), got "
             f"{m['latent_dim']}"
         )
@@ -150,33 +154,32 @@ def validate(cfg: dict[str, Any]) -> None:
     _positive_int(t["batch_size"], "train.batch_size", 2)  # TC estimators need pairs
     for key in ("lr", "disc_lr"):
         if t[key] <= 0:
-            raise ValueError(f"train.{key} must be positive, got {t[key]}")
-    _positive_int(t["checkpoint_every"], "train.checkpoint_every")
+            raise ConfigError(f"train.{key} must be positive, got {t[key]}")
     _positive_int(t["log_every"], "train.log_every")
 
     settings, seeds = s["settings"], s["seeds"]
     if not isinstance(settings, list) or not settings:
-        raise ValueError("sweep.settings must list at least one {method: ..., weight: ...}")
+        raise ConfigError("sweep.settings must list at least one {method: ..., weight: ...}")
     seen = set()
     for i, item in enumerate(settings):
         if not isinstance(item, dict) or set(item) != {"method", "weight"}:
-            raise ValueError(
+            raise ConfigError(
                 f"sweep.settings[{i}] = {item!r}; expected a mapping with keys method and weight"
             )
         if item["method"] not in METHODS:
-            raise ValueError(
+            raise ConfigError(
                 f"sweep.settings[{i}]: unknown method {item['method']!r}; expected one of "
                 f"{', '.join(METHODS)}"
             )
         weight = item["weight"]
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ValueError(f"sweep.settings[{i}]: weight must be a number >= 0, got {weight!r}")
+            raise ConfigError(f"sweep.settings[{i}]: weight must be a number >= 0, got {weight!r}")
         key = (item["method"], float(weight))
         if key in seen:
-            raise ValueError(f"sweep.settings lists {item['method']} weight {weight} twice")
+            raise ConfigError(f"sweep.settings lists {item['method']} weight {weight} twice")
         seen.add(key)
     if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"sweep.seeds must list distinct integer seeds, got {seeds!r}")
+        raise ConfigError(f"sweep.seeds must list distinct integer seeds, got {seeds!r}")
     for seed in seeds:
         _positive_int(seed, "each sweep seed", 0)
 
@@ -185,12 +188,12 @@ def validate(cfg: dict[str, Any]) -> None:
     for key in ("factor_vae_train", "factor_vae_eval", "dci_estimators", "batch_size"):
         _positive_int(e[key], f"eval.{key}")
     if e["dci_model"] not in ("gbt", "random_forest", "lasso"):
-        raise ValueError(
+        raise ConfigError(
             f"eval.dci_model must be gbt, random_forest or lasso, got {e['dci_model']!r}"
         )
     _positive_int(cfg["figures"]["traversal_steps"], "figures.traversal_steps", 2)
     if cfg["figures"]["traversal_range"] <= 0:
-        raise ValueError(
+        raise ConfigError(
             f"figures.traversal_range must be positive, got {cfg['figures']['traversal_range']}"
         )
     _positive_int(cfg["threads"], "threads", 0)
@@ -307,48 +310,40 @@ def train_one(
     seed: int,
     train_set: ShapesDataset,
     ctx: DistributedContext,
-) -> dict[str, Any]:
-    """Train one (method, weight, seed); writes runs/<name>/model and checkpoints."""
+    *,
+    log_dir: Path,
+) -> tuple[Autoencoder, dict[str, Any]]:
+    """Train one (method, weight, seed) from scratch; TensorBoard scalars go to
+    ``log_dir/tb/<name>``. Returns the model and a summary of its training."""
     name = run_name(setting, seed)
-    run_dir = Path(cfg["output_dir"]) / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
     method, weight = setting["method"], float(setting["weight"])
     t = cfg["train"]
     seed_everything(seed)
     model = build_model(cfg["model"], cfg["data"]["resolution"]).to(ctx.device)
     disc = build_discriminator(cfg["model"]).to(ctx.device) if method == "factorvae" else None
-    modules = nn.ModuleDict({"vae": model, **({"disc": disc} if disc is not None else {})})
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     disc_optimizer = (
         torch.optim.Adam(disc.parameters(), lr=t["disc_lr"], betas=(0.5, 0.9))
         if disc is not None
         else None
     )
+    # train.compile: the loss's forward passes (encoder, decoder, discriminator) as one graph
+    loss_terms = torch.compile(vae_terms) if t["compile"] else vae_terms
     loader = make_loader(train_set, batch_size=t["batch_size"], shuffle=True, seed=seed, ctx=ctx)
-    ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=1)
-    logger = MetricLogger(cfg["output_dir"], subdir=f"tb/{name}")
+    logger = MetricLogger(log_dir, subdir=f"tb/{name}")
 
-    step, start_epoch, train_seconds = 0, 0, 0.0
-    if cfg["resume"]:
-        resumed = ckpt.load_latest(model=modules, optimizer=optimizer, map_location=ctx.device)
-        if resumed is not None:
-            step, start_epoch = resumed.step, resumed.extra["epoch"] + 1
-            train_seconds = resumed.extra["train_seconds"]
-            if disc_optimizer is not None:
-                disc_optimizer.load_state_dict(resumed.extra["disc_optimizer"])
-            print(f"disentangle: {name} resumed from {resumed.path.name} (epoch {start_epoch})")
-
-    modules.train()
+    step, train_seconds = 0, 0.0
+    model.train()
     terms: dict[str, Tensor] = {}
-    for epoch in range(start_epoch, t["epochs"]):
+    for epoch in range(t["epochs"]):
         started = time.perf_counter()
         set_epoch(loader, epoch)
         for x, _ in progress(loader, desc=f"{name} epoch {epoch}", enabled=t["progress"]):
             x = x.to(ctx.device, non_blocking=True)
-            loss, terms, z = vae_terms(
+            loss, terms, z = loss_terms(
                 model, x, method=method, weight=weight, dataset_size=len(train_set), disc=disc
             )
-            check_finite({"loss": loss, **terms}, step=step, last_checkpoint=ckpt.latest_path)
+            check_finite({"loss": loss, **terms}, step=step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -364,17 +359,10 @@ def train_one(
             if step % t["log_every"] == 0:
                 logger.scalars({"loss": loss, **terms}, step=step, prefix="train/")
         train_seconds += time.perf_counter() - started
-        last = epoch == t["epochs"] - 1
-        if (epoch + 1) % t["checkpoint_every"] == 0 or last:
-            extra: dict[str, Any] = {"epoch": epoch, "train_seconds": train_seconds}
-            if disc_optimizer is not None:
-                extra["disc_optimizer"] = disc_optimizer.state_dict()
-            ckpt.save(step, model=modules, optimizer=optimizer, extra=extra)
         shown = "  ".join(f"{k} {float(v.detach()):.2f}" for k, v in terms.items())
         print(f"disentangle: {name} epoch {epoch} step {step}  {shown}")
     logger.close()
-    model.save_pretrained(run_dir / "model")
-    return {"steps": step, "epochs": t["epochs"], "train_seconds": train_seconds}
+    return model, {"steps": step, "epochs": t["epochs"], "train_seconds": train_seconds}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,11 +403,14 @@ def evaluate_one(
     grid: ShapesDataset,
     device: torch.device,
     summary: dict[str, Any],
+    *,
+    model_dir: Path,
+    figures_dir: Path,
 ) -> dict[str, Any]:
-    """Disentanglement metrics, held-out ELBO and figures of one trained model."""
+    """Disentanglement metrics and held-out ELBO of the model saved in ``model_dir``; its
+    figures go to ``figures_dir``."""
     name = run_name(setting, seed)
-    run_dir = Path(cfg["output_dir"]) / "runs" / name
-    model = Autoencoder.from_pretrained(run_dir / "model", map_location=device).eval()
+    model = Autoencoder.from_pretrained(model_dir, map_location=device).eval()
     e = cfg["eval"]
     torch.manual_seed(cfg["seed"])
     x_test = test_set.images().to(device)
@@ -460,12 +451,10 @@ def evaluate_one(
         "metric_seconds": time.perf_counter() - started,
         **summary,
     }
-    write_metrics_json(run_dir / "metrics.json", metrics)
     figures = run_figures(model, x_test, metrics, name, cfg["figures"])
-    out = Path(cfg["output_dir"]) / "figures"
-    out.mkdir(parents=True, exist_ok=True)
+    figures_dir.mkdir(parents=True, exist_ok=True)
     for key, fig in figures.items():
-        fig.savefig(out / f"{key}_{name}.png", dpi=110)
+        fig.savefig(figures_dir / f"{key}_{name}.png", dpi=110)
         plt.close(fig)
     return metrics
 
@@ -622,26 +611,20 @@ def summary_markdown(cfg: dict[str, Any], summary: dict[str, Any], total_seconds
 # ---------------------------------------------------------------------------------------------
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     validate(cfg)
+    require_single_process("disentangle")
     ctx = init_distributed(device_preference=cfg["device"])
-    if ctx.world_size > 1:
-        raise ValueError(
-            "disentangle trains its small models one after another in a single process; run "
-            "it without torchrun (world size 1)"
-        )
     threads_before = torch.get_num_threads()
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     try:
-        return _run(cfg, ctx)
+        with RunSession(cfg, recipe="disentangle", ctx=ctx) as run:
+            return sweep(cfg, ctx, run)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _run(cfg: dict[str, Any], ctx: DistributedContext) -> dict[str, Any]:
-    started = time.perf_counter()
-    out = Path(cfg["output_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml", header="seqae run disentangle")
+def sweep(cfg: dict[str, Any], ctx: DistributedContext, run: RunSession) -> dict[str, Any]:
+    """Train and score every (setting, seed), one part of the run each; summarise."""
     train_set, test_set, grid = load_data(cfg)
     settings, seeds = cfg["sweep"]["settings"], cfg["sweep"]["seeds"]
     print(
@@ -649,21 +632,27 @@ def _run(cfg: dict[str, Any], ctx: DistributedContext) -> dict[str, Any]:
         f"{len(train_set)} training / {len(test_set)} held-out images"
     )
 
+    def member(setting: dict[str, Any], seed: int) -> dict[str, Any]:
+        name = run_name(setting, seed)
+        model, summary = train_one(cfg, setting, seed, train_set, ctx, log_dir=run.dir)
+        model.save_pretrained(run.part_dir(name))
+        return evaluate_one(
+            cfg,
+            setting,
+            seed,
+            test_set,
+            grid,
+            ctx.device,
+            summary,
+            model_dir=run.part_dir(name),
+            figures_dir=run.dir / "figures",
+        )
+
     runs: dict[str, dict[str, Any]] = {}
     for setting in settings:
         for seed in seeds:
             name = run_name(setting, seed)
-            done = out / "runs" / name / "metrics.json"
-            if cfg["resume"] and done.is_file():
-                finished = json.loads(done.read_text())
-                if finished.get("epochs") == cfg["train"]["epochs"]:
-                    runs[name] = finished
-                    print(f"disentangle: {name} already finished; reusing its metrics")
-                    continue
-                print(f"disentangle: {name} ran {finished.get('epochs')} epochs; training on")
-            summary = train_one(cfg, setting, seed, train_set, ctx)
-            runs[name] = evaluate_one(cfg, setting, seed, test_set, grid, ctx.device, summary)
-            r = runs[name]
+            runs[name] = r = run.part(name, functools.partial(member, setting, seed))
             print(
                 f"disentangle: {name}  MIG {r['mig']:.3f}  DCI-D {r['dci_disentanglement']:.3f}  "
                 f"FactorVAE {r['factor_vae_score']:.3f}  rec {r['test_rec']:.1f}  "
@@ -672,14 +661,18 @@ def _run(cfg: dict[str, Any], ctx: DistributedContext) -> dict[str, Any]:
             )
 
     summary = summarise(settings, seeds, runs)
-    total_seconds = time.perf_counter() - started
-    figures = out / "figures"
+    # every model's training and metrics, over all the sessions of the run
+    total_seconds = sum(r["train_seconds"] + r["metric_seconds"] for r in runs.values())
+    figures = run.dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     fig = summary_figure(summary, runs)
     fig.savefig(figures / "summary.png", dpi=110)
-    with MetricLogger(out) as logger:
+    with MetricLogger(run.dir) as logger:
         logger.image("figures/summary", fig, step=0)
-    atomic_write_text(out / "summary.md", summary_markdown(cfg, summary, total_seconds))
+    plt.close(fig)
+    table = summary_markdown(cfg, summary, total_seconds)
+    atomic_write_text(run.dir / "summary.md", table)
+    print(table)
     metrics = {
         "summary": summary,
         "runs": {
@@ -690,7 +683,9 @@ def _run(cfg: dict[str, Any], ctx: DistributedContext) -> dict[str, Any]:
         "seeds": seeds,
         "total_seconds": total_seconds,
     }
-    write_metrics_json(out / "metrics.json", metrics)
-    print((out / "summary.md").read_text())
-    print(f"disentangle: wrote {out}/ (summary.md, metrics.json, figures/, runs/, tb/)")
-    return metrics
+    best = max(summary, key=lambda s: summary[s]["mig"]["mean"])
+    return run.finish(
+        metrics,
+        summary=f"{len(runs)} model(s); highest mean MIG {summary[best]['mig']['mean']:.3f} "
+        f"({best}); table in summary.md",
+    )

@@ -30,13 +30,17 @@ Several seeds, each with several restarts; among a seed's restarts the one with 
 the kept model and by k-means on raw pixels (scikit-learn KMeans, fitted on the training images,
 ``n_init`` restarts chosen by inertia), and both are scored by Hungarian clustering accuracy.
 
-Writes to ``output_dir``: config.yaml, checkpoints/ (one file per finished seed/restart, so
-``resume=true`` skips what is done), model/ (weights of the first seed's kept model), tb/,
-figures/ and metrics.json.
+The model is :class:`seqae.core.classifier.OneHotClassifier`; each (seed, restart) is a part of
+the run (:meth:`seqae.training.RunSession.part`), so ``resume=true`` reuses the trained ones.
+
+Writes to ``output_dir``: config.yaml, parts/ (each trained restart: its model folder and its
+record), model/ (the first seed's kept model, config.json + model.safetensors: load it with
+``seqae.load_pretrained``), tb/, figures/ and metrics.json.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -50,11 +54,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+from torch import Tensor  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
-from seqae.core.nets import MLP  # noqa: E402
-from seqae.core.onehot import OneHotBottleneck  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
+from seqae.core.classifier import OneHotClassifier  # noqa: E402
 from seqae.core.schedules import ExponentialSchedule  # noqa: E402
 from seqae.data import load_digits_splits, validate_array  # noqa: E402
 from seqae.data.neighbors import nearest_neighbors  # noqa: E402
@@ -68,13 +71,12 @@ from seqae.metrics.clustering import (  # noqa: E402
 from seqae.plotting import show_images  # noqa: E402
 from seqae.training import (  # noqa: E402
     MetricLogger,
-    atomic_save,
+    RunSession,
     check_finite,
     get_device,
+    maybe_compile,
     require_single_process,
-    save_safetensors_atomic,
     seed_everything,
-    write_metrics_json,
 )
 
 PIXELS = 64
@@ -88,41 +90,44 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before anything is built."""
     m, o, t = cfg["model"], cfg["objective"], cfg["train"]
     if not m["hidden"] or any(h <= 0 for h in m["hidden"]):
-        raise ValueError(f"model.hidden must list positive layer sizes, got {m['hidden']}")
+        raise ConfigError(f"model.hidden must list positive layer sizes, got {m['hidden']}")
     if m["num_categories"] < 2:
-        raise ValueError(
+        raise ConfigError(
             f"model.num_categories must be at least 2 (one category cannot classify), got {m['num_categories']}"
         )
     if not 0 <= m["style_dim"] < PIXELS:
-        raise ValueError(
+        raise ConfigError(
             f"model.style_dim must be in 0..{PIXELS - 1} (the input has {PIXELS} pixels), got {m['style_dim']}"
         )
     if o["neighbors"] < 0:
-        raise ValueError(
+        raise ConfigError(
             f"objective.neighbors must be >= 0 (0: pairs of augmentations), got {o['neighbors']}"
         )
     for key in ("entropy_weight", "reconstruction_weight"):
         if o[key] < 0:
-            raise ValueError(f"objective.{key} must be >= 0, got {o[key]}")
+            raise ConfigError(f"objective.{key} must be >= 0, got {o[key]}")
     a = o["augment"]
     if a["shift"] < 0 or a["rotate"] < 0 or not 0 <= a["scale"] < 1:
-        raise ValueError(
+        raise ConfigError(
             f"objective.augment needs shift >= 0 pixels, rotate >= 0 degrees and scale in [0, 1), got {a}"
         )
     if not t["seeds"] or len(set(t["seeds"])) != len(t["seeds"]):
-        raise ValueError(f"train.seeds must list distinct seeds, got {t['seeds']}")
+        raise ConfigError(f"train.seeds must list distinct seeds, got {t['seeds']}")
     for key in ("restarts", "epochs", "batch_size"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     if t["threads"] < 0:
-        raise ValueError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
-    ExponentialSchedule(**t["temperature"])  # raises on a bad schedule
+        raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
+    try:
+        ExponentialSchedule(**t["temperature"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"train.temperature: {exc}") from None
     if t["temperature"]["end"] <= 0:
-        raise ValueError("train.temperature.end must be > 0 (a Gumbel-softmax temperature)")
+        raise ConfigError("train.temperature.end must be > 0 (a Gumbel-softmax temperature)")
     if cfg["eval"]["kmeans_n_init"] < 1:
-        raise ValueError(f"eval.kmeans_n_init must be >= 1, got {cfg['eval']['kmeans_n_init']}")
+        raise ConfigError(f"eval.kmeans_n_init must be >= 1, got {cfg['eval']['kmeans_n_init']}")
 
 
 def load_data(cfg: dict[str, Any]) -> dict[str, Tensor]:
@@ -150,82 +155,20 @@ def check_data(data: dict[str, Tensor], *, num_categories: int, neighbors: int) 
         validate_array(data[f"x_{name}"], name=f"{name} images", expected_shape=(None, PIXELS))
     n = data["x_train"].shape[0]
     if n < num_categories:
-        raise ValueError(
+        raise ConfigError(
             f"{n} training images cannot fill model.num_categories={num_categories} categories; "
             "expected at least one image per category"
         )
     if neighbors >= n:
-        raise ValueError(
+        raise ConfigError(
             f"objective.neighbors={neighbors} needs more than {neighbors} training images, got {n}"
         )
-
-
-class OneHotClassifier(nn.Module):
-    """Encoder -> one-hot code (+ continuous style code) -> decoder.
-
-    Args:
-        hidden: Encoder layer sizes after the 64 inputs; the decoder mirrors them.
-        num_categories: Categories of the one-hot code (the clusters).
-        style_dim: Size of a deterministic continuous code passed to the decoder next to the
-            one-hot code (GMVAE's continuous part, arXiv 1611.02648); 0 for none.
-        hard: Straight-through (hard) Gumbel-softmax in training (arXiv 1611.01144, sec. 2.2).
-    """
-
-    def __init__(
-        self, *, hidden: list[int], num_categories: int, style_dim: int = 0, hard: bool = True
-    ) -> None:
-        super().__init__()
-        *inner, last = hidden
-        self.encoder = MLP(in_dim=PIXELS, hidden=inner, out_dim=last, out_activation="relu")
-        # The per-example KL to a uniform prior would push every q(y|x) towards uniform, against
-        # confident classes; the marginal-entropy term of the objective keeps categories in use.
-        self.bottleneck = OneHotBottleneck(
-            num_categories=num_categories, in_dim=last, hard=hard, prior_kl=False
-        )
-        self.style = nn.Linear(last, style_dim) if style_dim else None
-        self.decoder = MLP(
-            in_dim=num_categories + style_dim, hidden=list(reversed(hidden)), out_dim=PIXELS
-        )
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``x (B, 64)`` -> ``(q (B, K) = softmax(logits), code (B,) in 0..K-1, x_hat (B, 64))``."""
-        h = self.encoder(x)  # (B, h2)
-        out = self.bottleneck(h)  # z: (B, K) one-hot (Gumbel sample in training)
-        q = torch.softmax(self.bottleneck.logits(h)[:, 0], dim=-1)  # (B, K)
-        z = out.z if self.style is None else torch.cat([out.z, self.style(h)], dim=1)
-        return q, out.info["indices"][:, 0], self.decoder(z)
-
-    @torch.no_grad()
-    def classify(self, x: Tensor) -> Tensor:
-        """The code of each image in eval mode: ``argmax`` of the logits, ``(B,)``."""
-        was = self.training
-        self.eval()
-        codes = self.bottleneck(self.encoder(x)).info["indices"][:, 0]
-        self.train(was)
-        return codes
-
-    @torch.no_grad()
-    def prototypes(self, x: Tensor | None = None) -> Tensor:
-        """Decoder output for each one-hot code, ``(K, 64)``: with the mean style code of the
-        images of ``x`` that get that code (a typical member), else with a zero style code."""
-        k = self.bottleneck.num_categories
-        device = next(self.parameters()).device
-        style = torch.zeros(k, self.style.out_features if self.style else 0, device=device)
-        if x is not None and self.style is not None:
-            was = self.training
-            self.eval()
-            h = self.encoder(x.to(device))
-            codes = self.bottleneck(h).info["indices"][:, 0]
-            s = self.style(h)
-            for c in codes.unique().tolist():
-                style[c] = s[codes == c].mean(0)
-            self.train(was)
-        return self.decoder(torch.cat([torch.eye(k, device=device), style], dim=1))
 
 
 def build_model(model_cfg: dict[str, Any]) -> OneHotClassifier:
     """The classifier described by the config's ``model`` block."""
     return OneHotClassifier(
+        in_dim=PIXELS,
         hidden=model_cfg["hidden"],
         num_categories=model_cfg["num_categories"],
         style_dim=model_cfg["style_dim"],
@@ -318,6 +261,7 @@ def train_one(
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_model(m).to(device)
+    compiled = maybe_compile(model, t["compile"])  # shares model's parameters
     optimizer = torch.optim.Adam(model.parameters(), lr=t["lr"])
     temperature = ExponentialSchedule(**t["temperature"])
     x_train = data["x_train"].to(device)
@@ -335,7 +279,7 @@ def train_one(
             x, x_nb = x_train[idx.to(device)], x_train[partner.to(device)]
             model.bottleneck.temperature = temperature(step)
             terms = objective(
-                model, augment(x, o["augment"], gen), augment(x_nb, o["augment"], gen), x, o
+                compiled, augment(x, o["augment"], gen), augment(x_nb, o["augment"], gen), x, o
             )
             check_finite(terms, step=step)
             optimizer.zero_grad(set_to_none=True)
@@ -379,28 +323,34 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     require_single_process("onehot_classify")
     validate(cfg)
+    data = load_data(cfg)  # data-dependent checks, before the run folder is claimed
     threads = torch.get_num_threads()
     if cfg["train"]["threads"]:
         torch.set_num_threads(cfg["train"]["threads"])  # tiny models: one thread is fastest
     try:
-        return run(cfg)
+        with RunSession(cfg, recipe="onehot_classify") as run:
+            metrics, summary = run_seeds(cfg, data, run)
+            return run.finish(metrics, summary=summary)
     finally:
         torch.set_num_threads(threads)
 
 
-def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Train every seed and restart, evaluate, write figures and metrics.json."""
+def run_seeds(
+    cfg: dict[str, Any], data: dict[str, Tensor], run: RunSession
+) -> tuple[dict[str, Any], str]:
+    """Train every seed's restarts (one part each), keep one per seed, evaluate; write the
+    first seed's kept model to ``model/`` and the figures. Returns the metrics and a summary."""
     device = get_device(cfg["device"])
-    run_dir = Path(cfg["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml", header="seqae run onehot_classify")
-    data = load_data(cfg)
-    o, t = cfg["objective"], cfg["train"]
+    o, t, m = cfg["objective"], cfg["train"], cfg["model"]
     neighbors = nearest_neighbors(data["x_train"], o["neighbors"]) if o["neighbors"] else None
-    ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
-    logger = MetricLogger(run_dir, enabled=True)
-    m = cfg["model"]
+    logger = MetricLogger(run.dir, enabled=True)
+
+    def restart(tag: str, run_seed: int) -> dict[str, Any]:
+        model, info = train_one(
+            cfg, data, neighbors, seed=run_seed, device=device, logger=logger, tag=tag
+        )
+        model.save_pretrained(run.part_dir(tag))
+        return info
 
     per_seed: list[dict[str, Any]] = []
     kept_models: list[OneHotClassifier] = []
@@ -408,25 +358,14 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     total_seconds = 0.0
     for seed in t["seeds"]:
         candidates = []
-        for restart in range(t["restarts"]):
-            tag = f"seed{seed}_restart{restart}"
-            path = ckpt_dir / f"{tag}.pt"
-            run_seed = seed * 1000 + restart
-            if cfg["resume"] and path.is_file():
-                saved = torch.load(path, map_location=device, weights_only=True)
-                model = build_model(m).to(device)
-                model.load_state_dict(saved["model"])
-                info = saved["info"]
-                print(f"onehot_classify: {tag} loaded from {path.name}")
-            else:
-                model, info = train_one(
-                    cfg, data, neighbors, seed=run_seed, device=device, logger=logger, tag=tag
-                )
-                atomic_save({"model": model.state_dict(), "info": info}, path)
+        for r in range(t["restarts"]):
+            tag = f"seed{seed}_restart{r}"
+            info = run.part(tag, functools.partial(restart, tag, seed * 1000 + r))
+            model = OneHotClassifier.from_pretrained(run.part_dir(tag), map_location=device)
             total_seconds += info["train_seconds"]
-            candidates.append((info["val_loss"], restart, model, info))
+            candidates.append((info["val_loss"], r, model))
         # keep the restart with the lowest unsupervised validation loss (no labels involved)
-        val_loss, restart, model, info = min(candidates, key=lambda c: (c[0], c[1]))
+        val_loss, chosen, model = min(candidates, key=lambda c: (c[0], c[1]))
         codes = model.classify(data["x_test"].to(device)).cpu()
         km = kmeans_baseline(
             data, num_clusters=m["num_categories"], seed=seed, n_init=cfg["eval"]["kmeans_n_init"]
@@ -439,7 +378,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         per_seed.append(
             {
                 "seed": seed,
-                "chosen_restart": restart,
+                "chosen_restart": chosen,
                 "val_losses": [c[0] for c in candidates],
                 "restart_test_accs": restart_accs,  # reported only; never used to choose
                 # validation accuracy, the only labels used while choosing hyperparameters
@@ -454,7 +393,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         kept_models.append(model)
         kmeans_codes.append(km)
         print(
-            f"onehot_classify: seed {seed}: kept restart {restart} (val loss {val_loss:.3f}; "
+            f"onehot_classify: seed {seed}: kept restart {chosen} (val loss {val_loss:.3f}; "
             f"all {[round(c[0], 3) for c in candidates]}) -> test acc {mine['acc']:.4f} "
             f"(k-means {base['acc']:.4f})"
         )
@@ -483,25 +422,20 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         "n_test": int(data["x_test"].shape[0]),
         "train_seconds": total_seconds,
     }
-    write_metrics_json(run_dir / "metrics.json", metrics)
-
     first = kept_models[0].cpu()
-    save_safetensors_atomic(
-        {k: v.contiguous() for k, v in first.state_dict().items()},
-        run_dir / "model.safetensors",
-    )
+    first.save_pretrained(run.dir / "model")
     figures = save_figures(
-        first, data, kmeans_codes[0], run_dir / "figures", cfg["figures"], metrics
+        first, data, kmeans_codes[0], run.dir / "figures", cfg["figures"], metrics
     )
     for name, fig in figures.items():
         logger.image(f"figures/{name}", fig, step=0)
+        plt.close(fig)
     logger.close()
-    print(
-        f"onehot_classify: test clustering accuracy {oh_mean:.4f} +- {oh_std:.4f} over "
-        f"{len(onehot_accs)} seeds vs k-means {km_mean:.4f} +- {km_std:.4f}"
+    summary = (
+        f"test clustering accuracy {oh_mean:.4f} +- {oh_std:.4f} over {len(onehot_accs)} seeds "
+        f"vs k-means {km_mean:.4f} +- {km_std:.4f}"
     )
-    print(f"onehot_classify: wrote {run_dir}/ (metrics.json, figures/, checkpoints/, tb/)")
-    return metrics
+    return metrics, summary
 
 
 # ---------------------------------------------------------------------------------------------

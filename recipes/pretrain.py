@@ -35,16 +35,17 @@ minibatch order; the metrics report the mean, the sample standard deviation and 
 test accuracy per (labels_per_class, init), and the paired gain (pretrained minus random, per
 seed). Everything is scored on the full test split of :func:`seqae.data.load_digits_splits`.
 
-Per-seed results are written to ``checkpoints/seed_S.json`` as each seed finishes; with
-``resume=true`` finished seeds are read back instead of rerun.
+Each seed is a part of the run (:meth:`seqae.training.RunSession.part`): its results are stored
+in ``parts/seed_S.json`` as it finishes, and ``resume=true`` reads finished seeds back instead of
+running them again (``resume=true num_seeds=N`` adds seeds to a finished run).
 
-Writes to ``output_dir``: config.yaml, checkpoints/, tb/, figures/accuracy.png, metrics.json.
+Writes to ``output_dir``: config.yaml, parts/, tb/, figures/accuracy.png, metrics.json.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import functools
 import statistics
 import time
 from pathlib import Path
@@ -58,21 +59,22 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core import MLP, Autoencoder, IdentityBottleneck  # noqa: E402
 from seqae.data.digits import load_digits_splits  # noqa: E402
 from seqae.data.files import validate_array  # noqa: E402
 from seqae.metrics.classification import classifier_accuracy  # noqa: E402
 from seqae.training import (  # noqa: E402
+    RESULT_NEUTRAL_KEYS,
     EarlyStopping,
     MetricLogger,
+    RunSession,
     check_finite,
     get_device,
+    maybe_compile,
     require_single_process,
     seed_everything,
-    write_metrics_json,
 )
-from seqae.training.checkpoint import atomic_write_json  # noqa: E402
 
 PIXELS = 64
 NUM_CLASSES = 10
@@ -87,43 +89,43 @@ def validate(cfg: dict[str, Any]) -> None:
     by :func:`check_label_budget` once the splits exist, still before training)."""
     budgets = cfg["labels_per_class"]
     if not isinstance(budgets, list) or not budgets:
-        raise ValueError(
+        raise ConfigError(
             f"labels_per_class must be a non-empty list of label counts per class, got {budgets!r}"
         )
     for n in budgets:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"labels_per_class: every entry must be a positive integer (labelled images per "
                 f"class for fine-tuning), got {n!r}"
             )
     if len(set(budgets)) != len(budgets):
-        raise ValueError(f"labels_per_class must not repeat a value, got {budgets}")
+        raise ConfigError(f"labels_per_class must not repeat a value, got {budgets}")
     if not isinstance(cfg["val_per_class"], int) or cfg["val_per_class"] < 1:
-        raise ValueError(
+        raise ConfigError(
             f"val_per_class must be a positive integer (labelled validation images per class for "
             f"early stopping), got {cfg['val_per_class']!r}"
         )
     if not isinstance(cfg["num_seeds"], int) or cfg["num_seeds"] < 1:
-        raise ValueError(f"num_seeds must be at least 1, got {cfg['num_seeds']!r}")
+        raise ConfigError(f"num_seeds must be at least 1, got {cfg['num_seeds']!r}")
     hidden = cfg["model"]["hidden"]
     if (
         not isinstance(hidden, list)
         or not hidden
         or any(not isinstance(h, int) or h <= 0 for h in hidden)
     ):
-        raise ValueError(
+        raise ConfigError(
             f"model.hidden must list at least one positive hidden-layer size (the layers to "
             f"pretrain), got {hidden!r}"
         )
     if not 0.0 <= cfg["model"]["dropout"] < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {cfg['model']['dropout']}")
+        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg['model']['dropout']}")
     p, f = cfg["pretrain"], cfg["finetune"]
     if p["noise_kind"] not in ("gaussian", "masking"):
-        raise ValueError(
+        raise ConfigError(
             f"pretrain.noise_kind must be 'gaussian' or 'masking', got {p['noise_kind']!r}"
         )
     if p["noise"] < 0 or (p["noise_kind"] == "masking" and p["noise"] >= 1):
-        raise ValueError(
+        raise ConfigError(
             f"pretrain.noise must be >= 0 (and < 1 for masking noise, a drop probability), got {p['noise']}"
         )
     for block, key in (
@@ -134,13 +136,13 @@ def validate(cfg: dict[str, Any]) -> None:
         ("finetune", "patience"),
     ):
         if cfg[block][key] < 1:
-            raise ValueError(f"{block}.{key} must be at least 1, got {cfg[block][key]}")
+            raise ConfigError(f"{block}.{key} must be at least 1, got {cfg[block][key]}")
     for block in (p, f):
         name = "pretrain" if block is p else "finetune"
         if block["lr"] <= 0:
-            raise ValueError(f"{name}.lr must be positive, got {block['lr']}")
+            raise ConfigError(f"{name}.lr must be positive, got {block['lr']}")
     if f["weight_decay"] < 0:
-        raise ValueError(f"finetune.weight_decay must be >= 0, got {f['weight_decay']}")
+        raise ConfigError(f"finetune.weight_decay must be >= 0, got {f['weight_decay']}")
 
 
 class Splits(NamedTuple):
@@ -188,7 +190,7 @@ def check_label_budget(cfg: dict[str, Any], data: Splits) -> None:
         counts = torch.bincount(y, minlength=NUM_CLASSES)
         smallest = int(counts.min())
         if wanted > smallest:
-            raise ValueError(
+            raise ConfigError(
                 f"{key}={wanted} is more than the smallest class of the {split} split holds "
                 f"({smallest} images of digit {int(counts.argmin())}); expected at most {smallest}"
             )
@@ -228,8 +230,10 @@ def pretrain_layers(
     seed: int,
     logger: MetricLogger,
     tag: str,
+    compile_model: bool = False,
 ) -> list[float]:
-    """Train ``classifier.layers[:-1]`` in place, one (denoising) autoencoder per layer.
+    """Train ``classifier.layers[:-1]`` in place, one (denoising) autoencoder per layer
+    (``torch.compile``-d in training with ``compile_model``).
 
     Returns each layer's mean training reconstruction loss over its last epoch.
     """
@@ -247,6 +251,7 @@ def pretrain_layers(
             noise=pre_cfg["noise"],
             noise_kind=pre_cfg["noise_kind"],
         ).to(x.device)
+        forward = maybe_compile(ae, compile_model)  # shares ae's parameters
         optimizer = torch.optim.Adam(ae.parameters(), lr=pre_cfg["lr"])
         step = 0
         for _ in range(pre_cfg["epochs"]):
@@ -254,7 +259,7 @@ def pretrain_layers(
             total, count = 0.0, 0
             for idx in torch.randperm(h.shape[0], generator=order).split(pre_cfg["batch_size"]):
                 hb = h[idx.to(h.device)]
-                loss = ae.reconstruction_loss(ae(hb).x_hat, hb)  # corrupts hb when noise > 0
+                loss = ae.reconstruction_loss(forward(hb).x_hat, hb)  # corrupts hb when noise > 0
                 check_finite({f"pretrain_layer{i}": loss}, step=step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -288,8 +293,11 @@ def finetune(
     seed: int,
     logger: MetricLogger,
     tag: str,
+    compile_model: bool = False,
 ) -> dict[str, Any]:
-    """Supervised training of the whole network; keeps the lowest-validation-loss weights."""
+    """Supervised training of the whole network; keeps the lowest-validation-loss weights
+    (``torch.compile``-d in training with ``compile_model``)."""
+    forward = maybe_compile(classifier, compile_model)  # shares classifier's parameters
     optimizer = torch.optim.Adam(
         classifier.parameters(), lr=ft_cfg["lr"], weight_decay=ft_cfg["weight_decay"]
     )
@@ -300,7 +308,7 @@ def finetune(
         classifier.train()
         for idx in torch.randperm(x.shape[0], generator=order).split(ft_cfg["batch_size"]):
             idx = idx.to(x.device)
-            loss = F.cross_entropy(classifier(x[idx]), y[idx])
+            loss = F.cross_entropy(forward(x[idx]), y[idx])
             check_finite({"finetune": loss}, step=step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -324,12 +332,6 @@ def finetune(
     }
 
 
-def settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The config entries a seed's result depends on (checked when resuming)."""
-    keys = ("labels_per_class", "val_per_class", "data", "model", "pretrain", "finetune")
-    return json.loads(json.dumps({k: cfg[k] for k in keys}))
-
-
 def run_seed(
     cfg: dict[str, Any], data: Splits, seed: int, *, device: torch.device, logger: MetricLogger
 ) -> dict[str, Any]:
@@ -346,6 +348,7 @@ def run_seed(
         seed=seed,
         logger=logger,
         tag=f"seed{seed}",
+        compile_model=cfg["train"]["compile"],
     )
     pretrain_seconds = time.perf_counter() - started
     val_idx = sample_per_class(
@@ -355,7 +358,6 @@ def run_seed(
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
     result: dict[str, Any] = {
         "seed": seed,
-        "settings": settings(cfg),
         "pretrain_final_loss": pretrain_losses,
         "pretrain_seconds": pretrain_seconds,
         "budgets": {},
@@ -380,6 +382,7 @@ def run_seed(
                 seed=seed,
                 logger=logger,
                 tag=f"seed{seed}/n{n}/{init}",
+                compile_model=cfg["train"]["compile"],
             )
             per_init[init] = {
                 **fit,
@@ -390,32 +393,17 @@ def run_seed(
     return result
 
 
-def train(cfg: dict[str, Any]) -> tuple[Path, list[dict[str, Any]], Splits]:
-    """Every seed's pretraining and fine-tuning (finished seeds are read back on resume)."""
-    validate(cfg)
+def train(cfg: dict[str, Any], data: Splits, run: RunSession) -> list[dict[str, Any]]:
+    """Every seed's pretraining and fine-tuning, one part of the run each (finished seeds are
+    read back on resume)."""
     device = get_device(cfg["device"])
-    data = load_data(cfg)
-    check_label_budget(cfg, data)
-    run_dir = Path(cfg["output_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml", header="seqae run pretrain")
     results = []
-    with MetricLogger(run_dir, enabled=True) as logger:
+    with MetricLogger(run.dir, enabled=True) as logger:
         for seed in range(cfg["seed"], cfg["seed"] + cfg["num_seeds"]):
-            path = run_dir / "checkpoints" / f"seed_{seed}.json"
-            if cfg["resume"] and path.is_file():
-                result = json.loads(path.read_text())
-                if result.get("settings") != settings(cfg):
-                    raise ValueError(
-                        f"resume=true, but {path} was run with other settings than this "
-                        f"config's; use a new output_dir or resume=false"
-                    )
-                results.append(result)
-                print(f"pretrain: seed {seed}: resumed from {path}")
-                continue
-            result = run_seed(cfg, data, seed, device=device, logger=logger)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(path, result)
+            result = run.part(
+                f"seed_{seed}",
+                functools.partial(run_seed, cfg, data, seed, device=device, logger=logger),
+            )
             results.append(result)
             accs = "  ".join(
                 f"n={n}: random {r['random']['test_accuracy']:.3f} "
@@ -423,7 +411,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path, list[dict[str, Any]], Splits]:
                 for n, r in result["budgets"].items()
             )
             print(f"pretrain: seed {seed}: {accs}  ({result['seconds']:.0f} s)")
-    return run_dir, results, data
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +429,7 @@ def summarize(values: list[float]) -> dict[str, Any]:
 def evaluate(
     run_dir: Path, cfg: dict[str, Any], results: list[dict[str, Any]], data: Splits
 ) -> dict[str, Any]:
-    """Aggregate the seeds into metrics.json and the figure."""
+    """Aggregate the seeds into the metrics, and draw the figure."""
     accuracy: dict[str, Any] = {}
     gain: dict[str, Any] = {}
     best_epoch: dict[str, Any] = {}
@@ -479,8 +467,6 @@ def evaluate(
         "n_test": data.x_test.shape[0],
         "seconds": sum(r["seconds"] for r in results),
     }
-    # returned as written (bools become 0/1, NaN null), so callers see what metrics.json holds
-    metrics = json.loads(write_metrics_json(run_dir / "metrics.json", metrics).read_text())
     fig = save_figure(metrics, run_dir / "figures")
     with MetricLogger(run_dir, enabled=True) as logger:
         logger.image("figures/accuracy", fig, step=0)
@@ -543,18 +529,31 @@ def save_figure(metrics: dict[str, Any], out_dir: Path) -> plt.Figure:
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     require_single_process("pretrain")
-    run_dir, results, data = train(cfg)
-    metrics = evaluate(run_dir, cfg, results, data)
-    plt.close("all")
-    for n in map(str, cfg["labels_per_class"]):
-        a, g = metrics["test_accuracy"][n], metrics["gain"][n]
-        std = {
-            init: a[init]["std"] if a[init]["std"] is not None else float("nan") for init in INITS
-        }
-        print(
-            f"pretrain: {n} labels/class: random {a['random']['mean']:.4f} +- {std['random']:.4f}  "
-            f"pretrained {a['pretrained']['mean']:.4f} +- {std['pretrained']:.4f}  gain "
-            f"{g['mean']:+.4f} (better on {g['seeds_better']}/{len(results)} seeds)"
+    validate(cfg)
+    data = load_data(cfg)
+    check_label_budget(cfg, data)  # data-dependent limits, before the run folder is claimed
+    # a finished run may be extended: resume=true num_seeds=N adds seeds, reusing the done ones
+    neutral = (*RESULT_NEUTRAL_KEYS, "num_seeds")
+    with RunSession(cfg, recipe="pretrain", neutral=neutral) as run:
+        results = train(cfg, data, run)
+        metrics = evaluate(run.dir, cfg, results, data)
+        plt.close("all")
+        for n in map(str, cfg["labels_per_class"]):
+            a, g = metrics["test_accuracy"][n], metrics["gain"][n]
+            std = {
+                init: a[init]["std"] if a[init]["std"] is not None else float("nan")
+                for init in INITS
+            }
+            print(
+                f"pretrain: {n} labels/class: random {a['random']['mean']:.4f} +- "
+                f"{std['random']:.4f}  pretrained {a['pretrained']['mean']:.4f} +- "
+                f"{std['pretrained']:.4f}  gain {g['mean']:+.4f} (better on "
+                f"{g['seeds_better']}/{len(results)} seeds)"
+            )
+        gains = ", ".join(
+            f"{n} labels/class {metrics['gain'][n]['mean']:+.4f}"
+            for n in map(str, cfg["labels_per_class"])
         )
-    print(f"pretrain: wrote {run_dir}/ (metrics.json, figures/, checkpoints/, tb/)")
-    return metrics
+        return run.finish(
+            metrics, summary=f"test accuracy gain of pretraining over {len(results)} seeds: {gains}"
+        )

@@ -9,6 +9,7 @@ def register(registry: Any) -> None:
     """Register the core encoders, decoders, bottlenecks, models, schedules, datasets and commands."""
     from seqae import codes
     from seqae.core import binary, gaussian, identity, model, nets, onehot, schedules, vq
+    from seqae.core.classifier import BitAutoencoder, OneHotClassifier
     from seqae.data import digits, files, shapes
 
     registry.register("bottleneck", "identity", identity.IdentityBottleneck)
@@ -26,9 +27,19 @@ def register(registry: Any) -> None:
     registry.register("model", "stacked_autoencoder", model.Autoencoder.stacked)
     # saved-model folders: config.json's model_type -> the class whose from_pretrained loads it
     registry.register("saved_model", model.Autoencoder.model_type, model.Autoencoder)
+    for code_model in (OneHotClassifier, BitAutoencoder):
+        registry.register("model", code_model.model_type, code_model.from_config)
+        registry.register("saved_model", code_model.model_type, code_model)
 
-    for name, schedule in schedules.SCHEDULES.items():
-        registry.register("schedule", name, schedule)
+    for schedule in (
+        schedules.ConstantSchedule,
+        schedules.LinearSchedule,
+        schedules.CosineSchedule,
+        schedules.CyclicalSchedule,
+        schedules.ExponentialSchedule,
+        schedules.WarmupCosineSchedule,
+    ):
+        registry.register("schedule", schedule.name, schedule)
 
     registry.register("dataset", "digits", digits.load_digits_splits)
     registry.register("dataset", "shapes", shapes.ShapesDataset)

@@ -10,7 +10,11 @@ from types import ModuleType
 import pytest
 import torch
 
+import seqae
 from seqae.cli import find_recipe, load_recipe, run_recipe
+from seqae.config import ConfigError
+from seqae.core.classifier import BitAutoencoder
+from tests.recipes.interruption import Interrupted, interrupt_at_call
 
 TINY = "binary_tree_tiny"
 
@@ -33,7 +37,8 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
     for fig in ("tree", "leaves"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000, fig
     assert any((out / "tb").iterdir())
-    assert (out / "checkpoints" / "seed0" / "node_root.pt").is_file()
+    assert (out / "parts" / "seed0_node_root.json").is_file()
+    assert isinstance(seqae.load_pretrained(out / "parts" / "seed0_node_root"), BitAutoencoder)
     on_disk = json.loads((out / "metrics.json").read_text())
     for key in ("leaf_purity", "hungarian_acc_leaves", "kmeans_tree_leaf_purity"):
         assert on_disk[key] == pytest.approx(metrics[key]), key
@@ -42,10 +47,10 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
 
 def test_each_node_keeps_its_best_restart(tiny_run: tuple[Path, dict]) -> None:
     out, _ = tiny_run
-    files = sorted((out / "checkpoints").glob("seed*/node_*.pt"))
+    files = sorted((out / "parts").glob("seed*_node_*.json"))
     assert files
     for file in files:
-        info = torch.load(file, weights_only=True)["info"]
+        info = json.loads(file.read_text())
         losses = info["node_losses"]
         assert len(losses) == 2  # train.restarts_per_node in the tiny config
         assert info["chosen_restart"] == min(range(2), key=lambda r: losses[r])
@@ -86,10 +91,31 @@ def test_resume_reuses_trained_nodes(tiny_run: tuple[Path, dict]) -> None:
     again = run_recipe("binary_tree", config=TINY, overrides=[f"output_dir={out}", "resume=true"])
     # every split node was trained (a node whose split came out degenerate was trained too)
     assert first["nodes_trained_now"] >= sum(m - 1 for m in first["num_leaves_per_seed"]) > 0
-    assert again["nodes_trained_now"] == 0  # every node came from its checkpoint
+    assert again["nodes_trained_now"] == 0  # every node came from its part
     assert again["train_seconds"] == pytest.approx(first["train_seconds"])
     assert again["leaf_purity_per_seed"] == first["leaf_purity_per_seed"]
     assert again["node_sizes"] == first["node_sizes"]
+
+
+def test_interrupted_then_resumed_run_matches_uninterrupted(
+    tiny_run: tuple[Path, dict], recipe: ModuleType, tmp_path: Path, monkeypatch
+) -> None:
+    """Stop the run in the middle of the first tree (after its root), then resume=true: the
+    uninterrupted run's trees and scores."""
+    _, uninterrupted = tiny_run
+    per_node = 2  # train.restarts_per_node in the tiny config
+    resume_training = interrupt_at_call(monkeypatch, recipe, "train_node", call=per_node + 1)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        run_recipe("binary_tree", config=TINY, overrides=[f"output_dir={out}"])
+    assert [p.name for p in (out / "parts").glob("*.json")] == ["seed0_node_root.json"]
+    resume_training()
+    resumed = run_recipe("binary_tree", config=TINY, overrides=[f"output_dir={out}", "resume=true"])
+    assert resumed["nodes_trained_now"] == uninterrupted["nodes_trained_now"] - 1
+    differ = ("train_seconds", "nodes_trained_now")
+    assert {k: v for k, v in resumed.items() if k not in differ} == {
+        k: v for k, v in uninterrupted.items() if k not in differ
+    }
 
 
 def _blobs(n_per: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +196,7 @@ def test_bit_autoencoder_learns_a_two_way_split(recipe: ModuleType) -> None:
     cfg = {
         "node": {"hidden": [16, 8], "style_dim": 0, "stochastic": False},
         "objective": {"reconstruction_weight": 1.0, "neighbors": 3, "mutual_info_weight": 1.0},
-        "train": {"steps": 30, "batch_size": 40, "lr": 3e-3, "log_every": 1000},
+        "train": {"steps": 30, "batch_size": 40, "lr": 3e-3, "log_every": 1000, "compile": False},
     }
     model, _ = recipe.train_node(cfg, x, seed=0, logger=MetricLogger(".", enabled=False), tag="t")
     bits = model.split(x)
@@ -196,12 +222,12 @@ def test_impossible_setting_stops_before_training(
 ) -> None:
     if match is None:
         cfg_overrides = [override, "objective.reconstruction_weight=0.0", f"output_dir={tmp_path}"]
-        with pytest.raises(ValueError, match="both 0, so nothing"):
+        with pytest.raises(ConfigError, match="both 0, so nothing"):
             run_recipe("binary_tree", config=TINY, overrides=cfg_overrides)
     else:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(ConfigError, match=match):
             run_recipe("binary_tree", config=TINY, overrides=[override, f"output_dir={tmp_path}"])
-    assert not (tmp_path / "checkpoints").exists()
+    assert not any(tmp_path.iterdir())  # the run folder was not claimed
 
 
 def test_wrong_shape_or_empty_images_are_refused(recipe: ModuleType) -> None:
@@ -237,7 +263,7 @@ def test_untrained_node_starts_from_a_median_split(recipe: ModuleType) -> None:
     cfg = {
         "node": {"hidden": [16, 8], "style_dim": 0, "stochastic": False},
         "objective": {"reconstruction_weight": 1.0, "neighbors": 3, "mutual_info_weight": 1.0},
-        "train": {"steps": 1, "batch_size": 100, "lr": 1e-12, "log_every": 1000},
+        "train": {"steps": 1, "batch_size": 100, "lr": 1e-12, "log_every": 1000, "compile": False},
     }
     from seqae.training import MetricLogger
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+import seqae
 from seqae.cli import find_recipe, load_recipe, run_recipe
-from seqae.config import load_config
+from seqae.config import ConfigError, load_config
 from seqae.core import Autoencoder
 from seqae.core.losses import kl_normal_std
-from seqae.training import CheckpointManager, init_distributed
+from seqae.training import RunFolderError
+from tests.recipes.interruption import Interrupted, interrupt_at_call
 
 TINY = "disentangle_tiny"
 RUN = "factorvae_gamma10_seed0"
@@ -42,13 +44,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
     out, metrics = tiny_run
-    for name in ("config.yaml", "metrics.json", "summary.md", f"runs/{RUN}/metrics.json"):
+    for name in ("config.yaml", "metrics.json", "summary.md", f"parts/{RUN}.json"):
         assert (out / name).is_file(), name
     for name in ("summary", f"traversal_{RUN}", f"reconstructions_{RUN}"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000, name
-    assert CheckpointManager(out / "runs" / RUN / "checkpoints").latest_path is not None
     assert any((out / "tb" / RUN).iterdir())
-    model = Autoencoder.from_pretrained(out / "runs" / RUN / "model")
+    model = Autoencoder.from_pretrained(out / "parts" / RUN)
+    assert isinstance(seqae.load_pretrained(out / "parts" / RUN), Autoencoder)
     assert model.likelihood == "bernoulli"
     assert model.reconstruct(torch.rand(2, 1, 16, 16)).shape == (2, 1, 16, 16)
 
@@ -68,6 +70,8 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
         "pos_y",
     }
     assert on_disk["summary"]["factorvae gamma=10"]["mig"]["values"] == [run["mig"]]
+    part = json.loads((out / "parts" / f"{RUN}.json").read_text())
+    assert {k: part[k] for k in run} == run  # the part's record holds the run's metrics
     table = (out / "summary.md").read_text()
     assert "| factorvae gamma=10 |" in table and "FactorVAE score" in table
 
@@ -76,41 +80,48 @@ def test_resume_reuses_finished_runs(tiny_run: tuple[Path, dict], tmp_path: Path
     out, metrics = tiny_run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    checkpoint = CheckpointManager(copy / "runs" / RUN / "checkpoints").latest_path
-    before = checkpoint.stat().st_mtime_ns
+    weights = copy / "parts" / RUN / "model.safetensors"
+    before = weights.stat().st_mtime_ns
     again = run_recipe("disentangle", config=TINY, overrides=[f"output_dir={copy}", "resume=true"])
-    assert checkpoint.stat().st_mtime_ns == before  # not retrained
-    assert again["runs"][RUN]["mig"] == metrics["runs"][RUN]["mig"]
-    # asking for more epochs continues the finished run from its checkpoint
-    longer = run_recipe(
-        "disentangle",
-        config=TINY,
-        overrides=[f"output_dir={copy}", "resume=true", "train.epochs=3"],
-    )
-    assert longer["runs"][RUN]["steps"] == 15 and longer["runs"][RUN]["epochs"] == 3
-
-
-@pytest.mark.parametrize("method", ["betavae", "tcvae", "factorvae"])
-def test_interrupted_then_resumed_training_matches(method: str, tmp_path: Path) -> None:
-    setting = {"method": method, "weight": 4.0}
-    ctx = init_distributed(device_preference="cpu")
-    finals = {}
-    for label, plan in (("full", [2]), ("part", [1, 2])):
-        for i, epochs in enumerate(plan):
-            cfg = tiny_cfg(tmp_path / label, **{"train.epochs": epochs, "resume": i > 0})
-            train_set, _, _ = recipe.load_data(cfg)
-            recipe.train_one(cfg, setting, 0, train_set, ctx)
-        path = CheckpointManager(
-            tmp_path / label / "runs" / recipe.run_name(setting, 0) / "checkpoints"
+    assert weights.stat().st_mtime_ns == before  # not retrained
+    assert again["runs"][RUN] == metrics["runs"][RUN]
+    # a model's result depends on its epochs: another train.epochs is another run
+    with pytest.raises(RunFolderError, match=r"another config \(train\.epochs 2 -> 3\)"):
+        run_recipe(
+            "disentangle",
+            config=TINY,
+            overrides=[f"output_dir={copy}", "resume=true", "train.epochs=3"],
         )
-        finals[label] = torch.load(path.latest_path, weights_only=True)
-    a, b = finals["full"], finals["part"]
-    assert a["step"] == b["step"] == 10
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    if method == "factorvae":  # the discriminator and its optimizer are restored too
-        assert any(k.startswith("disc.") for k in a["model"])
-        assert a["extra"]["disc_optimizer"]["state"][0]["step"] == 10
+
+
+def test_interrupted_then_resumed_sweep_matches_uninterrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A two-model sweep stopped while scoring its second model (trained and saved, its part
+    not finished), then resume=true: the first model is reused, the second trained again
+    from the start, and every number is the uninterrupted sweep's."""
+    settings = "sweep.settings=[{method: betavae, weight: 4.0}, {method: tcvae, weight: 6.0}]"
+    full = run_recipe(
+        "disentangle", config=TINY, overrides=[f"output_dir={tmp_path / 'full'}", settings]
+    )
+    resume_scoring = interrupt_at_call(monkeypatch, recipe, "evaluate_one", call=2)
+    out = tmp_path / "part"
+    with pytest.raises(Interrupted):
+        run_recipe("disentangle", config=TINY, overrides=[f"output_dir={out}", settings])
+    assert [p.name for p in (out / "parts").glob("*.json")] == ["betavae_beta4_seed0.json"]
+    assert (out / "parts" / "tcvae_beta6_seed0" / "model.safetensors").is_file()
+    resume_scoring()
+    resumed = run_recipe(
+        "disentangle", config=TINY, overrides=[f"output_dir={out}", settings, "resume=true"]
+    )
+    timing = ("train_seconds", "metric_seconds")
+    assert resumed["summary"] == full["summary"]
+    assert resumed["runs"].keys() == full["runs"].keys()
+    for name, run in full["runs"].items():
+        mine = resumed["runs"][name]
+        assert {k: v for k, v in mine.items() if k not in timing} == {
+            k: v for k, v in run.items() if k not in timing
+        }, name
 
 
 def test_loss_terms_of_each_method() -> None:
@@ -217,13 +228,13 @@ def test_impossible_setting_stops_before_training(
     change: dict, message: str, tmp_path: Path
 ) -> None:
     cfg = tiny_cfg(tmp_path / "run", **change)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         recipe.main(cfg)
     assert not (tmp_path / "run").exists()
 
 
 def test_unknown_key_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"train\.lrr"):
+    with pytest.raises(ConfigError, match=r"train\.lrr"):
         run_recipe(
             "disentangle", config=TINY, overrides=["train.lrr=0.1", f"output_dir={tmp_path}"]
         )

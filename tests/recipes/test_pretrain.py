@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from seqae.cli import find_recipe, load_recipe, run_recipe
-from seqae.training import MetricLogger
+from seqae.config import ConfigError
+from seqae.training import MetricLogger, RunFolderError
+from tests.recipes.interruption import Interrupted, interrupt_at_call
 
 TINY = "pretrain_tiny"
 recipe = load_recipe(find_recipe("pretrain"))
@@ -36,15 +39,12 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
     assert any((out / "tb").iterdir())
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert metrics["seeds"] == [0, 1]
-    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == [
-        "seed_0.json",
-        "seed_1.json",
-    ]
+    assert [p.name for p in sorted((out / "parts").iterdir())] == ["seed_0.json", "seed_1.json"]
 
 
 def test_metrics_aggregate_the_per_seed_results(tiny_run: tuple[Path, dict]) -> None:
     out, metrics = tiny_run
-    seeds = [json.loads((out / "checkpoints" / f"seed_{s}.json").read_text()) for s in (0, 1)]
+    seeds = [json.loads((out / "parts" / f"seed_{s}.json").read_text()) for s in (0, 1)]
     assert set(metrics["test_accuracy"]) == set(metrics["gain"]) == {"3", "10"}
     for n in ("3", "10"):
         for init in ("random", "pretrained"):
@@ -67,11 +67,48 @@ def test_metrics_aggregate_the_per_seed_results(tiny_run: tuple[Path, dict]) -> 
 
 def test_resume_reads_back_finished_seeds(tiny_run: tuple[Path, dict]) -> None:
     out, metrics = tiny_run
-    path = out / "checkpoints" / "seed_1.json"
+    path = out / "parts" / "seed_1.json"
     before = path.stat().st_mtime_ns
     again = run_recipe("pretrain", config=TINY, overrides=[f"output_dir={out}", "resume=true"])
     assert path.stat().st_mtime_ns == before
     assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_interrupted_then_resumed_run_matches_uninterrupted(
+    tiny_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stop the run after its first seed, then resume=true: the uninterrupted run's numbers."""
+    _, uninterrupted = tiny_run
+    resume_seeds = interrupt_at_call(monkeypatch, recipe, "run_seed", call=2)
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        run_recipe("pretrain", config=TINY, overrides=[f"output_dir={out}"])
+    assert [p.name for p in (out / "parts").iterdir()] == ["seed_0.json"]
+    assert not (out / "metrics.json").exists()
+    resume_seeds()
+    resumed = run_recipe("pretrain", config=TINY, overrides=[f"output_dir={out}", "resume=true"])
+    timing = ("seconds",)
+    assert {k: v for k, v in resumed.items() if k not in timing} == {
+        k: v for k, v in uninterrupted.items() if k not in timing
+    }
+
+
+def test_a_finished_run_is_extended_with_more_seeds(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """num_seeds may grow on resume: the finished seeds are reused, the new one is run."""
+    out, first = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    more = run_recipe(
+        "pretrain", config=TINY, overrides=[f"output_dir={copy}", "resume=true", "num_seeds=3"]
+    )
+    assert more["seeds"] == [0, 1, 2]
+    for n in ("3", "10"):
+        for init in ("random", "pretrained"):
+            per_seed = more["test_accuracy"][n][init]["per_seed"]
+            assert per_seed[:2] == first["test_accuracy"][n][init]["per_seed"]
+    assert (copy / "parts" / "seed_2.json").is_file()
 
 
 def test_pretraining_trains_hidden_layers_in_place_and_leaves_the_output_layer(data) -> None:
@@ -156,10 +193,9 @@ def test_sample_per_class_is_balanced_seeded_and_without_repeats(data) -> None:
 def test_impossible_settings_stop_before_training(
     tmp_path: Path, override: str, match: str
 ) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         run_recipe("pretrain", config=TINY, overrides=[override, f"output_dir={tmp_path}"])
-    assert not (tmp_path / "config.yaml").exists()
-    assert not (tmp_path / "checkpoints").exists()
+    assert not any(tmp_path.iterdir())  # the run folder was not claimed
 
 
 @pytest.mark.parametrize(
@@ -179,7 +215,7 @@ def test_bad_datasets_are_rejected(x: torch.Tensor, y: torch.Tensor, match: str)
 
 def test_resume_refuses_results_run_with_other_settings(tiny_run: tuple[Path, dict]) -> None:
     out, _ = tiny_run
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(RunFolderError, match=r"another config \(pretrain\.noise 0\.2 -> 0\.3\)"):
         run_recipe(
             "pretrain",
             config=TINY,
