@@ -1,21 +1,21 @@
-"""Helpers for the recipes' resume tests: stop a multi-part run between two parts, compare two
-runs' metrics without what differs between any two runs of one config (seconds, paths), and run
-a module-scoped fixture's recipe under the thread count the tests get."""
+"""Helpers for the recipes' resume tests: stop a run part-way (between two parts, or at the n-th
+call of a recipe function), and compare two runs' metrics without what differs between any two
+runs of one config (seconds, paths)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 import pytest
-import torch
 
+from seqae import cli
 from seqae.training import RunSession
 
 
 class Interrupted(Exception):
-    """Raised by :func:`interrupt_after_first_part`'s patched ``RunSession.part``."""
+    """Raised where a run is made to stop, as a killed run would."""
 
 
 def interrupt_after_first_part(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,18 +40,23 @@ def comparable(value: Any, *, drop: Iterable[str] = ("train_seconds", "path")) -
     return value
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One intra-op thread, as tests/conftest.py's autouse fixture gives every test function.
+def interrupt_at_call(
+    monkeypatch: pytest.MonkeyPatch, recipe: ModuleType, name: str, call: int
+) -> Callable[[], None]:
+    """Make ``run_recipe`` run this ``recipe`` module, whose function ``name`` raises
+    :class:`Interrupted` at its ``call``-th call (counting from 1) instead of running.
 
-    A module-scoped fixture is set up before that fixture applies, so a run it makes would use
-    torch's default thread count; where a recipe does not pin the count itself, float results
-    can differ in the last bits from a run made inside a test (torch's SVD does), and a
-    resumed-equals-uninterrupted comparison would fail for that reason alone.
+    Returns a function that puts the real ``name`` back, for the resumed run.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(cli, "load_recipe", lambda path: recipe)
+    original, calls = getattr(recipe, name), 0
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise Interrupted(f"{name} stopped at its call {call}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, name, interrupted)
+    return lambda: monkeypatch.setattr(recipe, name, original)

@@ -15,12 +15,7 @@ from seqae.config import ConfigError
 from seqae.core import Autoencoder
 from seqae.data.digits import load_digits_splits
 from seqae.training import RunFolderError
-from tests.recipes.resume_checks import (
-    Interrupted,
-    comparable,
-    interrupt_after_first_part,
-    one_thread,
-)
+from tests.recipes.resume_checks import Interrupted, comparable, interrupt_after_first_part
 
 TINY = "ae_vs_pca_tiny"
 recipe = load_recipe(find_recipe("ae_vs_pca"))
@@ -33,8 +28,7 @@ def _run(out: Path, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("ae_vs_pca") / "run"
-    with one_thread():  # as the runs inside the tests below, whose results are compared with it
-        return out, _run(out)
+    return out, _run(out)  # one thread, like the tests' own runs (tests/conftest.py)
 
 
 def _splits():

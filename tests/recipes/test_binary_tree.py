@@ -14,7 +14,7 @@ import seqae
 from seqae.cli import find_recipe, load_recipe, run_recipe
 from seqae.config import ConfigError
 from seqae.core.classifier import BitAutoencoder
-from tests.recipes.interruption import Interrupted, interrupt_at_call
+from tests.recipes.resume_checks import Interrupted, interrupt_at_call
 
 TINY = "binary_tree_tiny"
 

@@ -16,7 +16,7 @@ from seqae.config import ConfigError, load_config
 from seqae.core import Autoencoder
 from seqae.core.losses import kl_normal_std
 from seqae.training import RunFolderError
-from tests.recipes.interruption import Interrupted, interrupt_at_call
+from tests.recipes.resume_checks import Interrupted, interrupt_at_call
 
 TINY = "disentangle_tiny"
 RUN = "factorvae_gamma10_seed0"

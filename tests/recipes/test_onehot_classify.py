@@ -18,7 +18,7 @@ from seqae.config import ConfigError
 from seqae.core.classifier import OneHotClassifier
 from seqae.metrics.clustering import clustering_accuracy
 from seqae.training import RunFolderError
-from tests.recipes.interruption import Interrupted, interrupt_at_call
+from tests.recipes.resume_checks import Interrupted, interrupt_at_call
 
 TINY = "onehot_classify_tiny"
 

@@ -13,7 +13,7 @@ import torch
 from seqae.cli import find_recipe, load_recipe, run_recipe
 from seqae.config import ConfigError
 from seqae.training import MetricLogger, RunFolderError
-from tests.recipes.interruption import Interrupted, interrupt_at_call
+from tests.recipes.resume_checks import Interrupted, interrupt_at_call
 
 TINY = "pretrain_tiny"
 recipe = load_recipe(find_recipe("pretrain"))
