@@ -123,3 +123,25 @@ def test_the_built_wheel_lists_and_runs_a_tiny_recipe(tmp_path) -> None:
     metrics = json.loads((work / "out" / "metrics.json").read_text())
     assert 0 < metrics["test_mse"] < 0.25
     assert sysconfig.get_paths()["purelib"]  # the dependencies' environment is this one
+
+
+def test_the_core_works_without_any_plugin_dependency() -> None:
+    """As after `pip install seqae` with no extra: the core imports, `seqae list` works and
+    names the plugins it left out."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from seqae.extras import EXTRAS
+        for modules in EXTRAS.values():
+            for name in modules:
+                sys.modules[name] = None  # as if not installed
+        import seqae.core, seqae.training, seqae.metrics, seqae.data, seqae.codes
+        from seqae.cli import main
+        sys.exit(main(["list"]))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "vae_digits" in proc.stdout and "autoencoder" in proc.stdout
+    assert "audio: not loaded: the audio plugin needs seqae's 'audio' extra" in proc.stdout
+    assert "adain_vc" not in proc.stdout
