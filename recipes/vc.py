@@ -36,15 +36,20 @@ Stages:
    reference counts (the full config: ``[1, 2]``): each converts the same sources, and each
    count after the first is compared with it pair for pair.
 
-Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``seqae convert --model``), tb/,
-figures/ (mels of source, reference and conversion; 2-D projections of speaker embeddings and
-content codes), samples/ (converted wavs), eval_table.md, eval_pairs.json (every scored output)
-and metrics.json.
+Writes to ``output_dir``: config.yaml, run.json, checkpoints/, model/ (``seqae convert
+--model``), tb/, figures/ (mels of source, reference and conversion; 2-D projections of speaker
+embeddings and content codes), samples/ (converted wavs), eval_table.md, eval_pairs.json (every
+scored output), parts/ and metrics.json.
+
+Training and evaluation are the two parts of one run (:class:`seqae.training.RunSession`):
+``resume=true`` (vc.yaml's default) continues an interrupted training from its last checkpoint,
+and reuses the evaluation only when it finished. ``train.max_minutes`` counts over all of a
+run's resumes: a run it stopped is evaluated as it is, and ``resume=true
+train.max_minutes=120`` trains it on and evaluates it again.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,32 +61,44 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
+from seqae import registry  # noqa: E402
 from seqae.audio import models  # noqa: E402
 from seqae.audio.augment import check_warp_bounds, sample_warp_factors, warp_mels  # noqa: E402
 from seqae.audio.corpus import PRESETS, open_or_build_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
 from seqae.audio.matching import MATCH_MODES  # noqa: E402
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
-    CheckpointManager,
+    RESULT_NEUTRAL_KEYS,
     MetricLogger,
+    RunSession,
     atomic_write_json,
     atomic_write_text,
     autocast_context,
     check_finite,
     check_precision,
-    cleanup,
     init_distributed,
+    maybe_compile,
     progress,
     resolve_precision,
     seed_everything,
     wrap_model,
-    write_metrics_json,
 )
 
 RECIPE = "vc"
+#: Keys a user may set to null although the config gives them a value (null: no budget, all
+#: source kinds, no warp).
+NULLABLE_KEYS = (
+    "train.max_minutes",
+    "eval.source_kinds",
+    "augment.content_warp",
+    "augment.speaker_warp",
+)
+#: Keys that cannot change the result of a run: synthesis processes, and the thread count (which,
+#: like the device, changes only the last bits of what a resumed run computes).
+NEUTRAL_KEYS = (*RESULT_NEUTRAL_KEYS, "data.workers", "train.threads")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,22 +108,26 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before the corpus is built or a model is made."""
     d, m, t, a = cfg["data"], cfg["model"], cfg["train"], cfg["adversary"]
     if not d["corpus"]:
-        raise ValueError("data.corpus must name a corpus directory (it is built when missing)")
+        raise ConfigError("data.corpus must name a corpus directory (it is built when missing)")
     if d["build_preset"] not in PRESETS:
-        raise ValueError(
+        raise ConfigError(
             f"data.build_preset must be one of {', '.join(PRESETS)}, got {d['build_preset']!r}"
         )
     if d["segment_frames"] < 16:
-        raise ValueError(f"data.segment_frames must be >= 16, got {d['segment_frames']}")
-    if m["name"] not in models.VC_MODELS:
-        raise ValueError(
-            f"model.name must be one of {', '.join(models.VC_MODELS)}, got {m['name']!r}"
+        raise ConfigError(f"data.segment_frames must be >= 16, got {d['segment_frames']}")
+    try:
+        features = FeatureConfig.from_dict(cfg["features"])
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"features: {err.args[0]}") from None
+    if m["name"] not in registry.names("vc_model"):
+        raise ConfigError(
+            f"model.name must be one of {', '.join(registry.names('vc_model'))}, got {m['name']!r}"
         )
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "val_every"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     for key, value in (
         ("train.kl_weight", t["kl_weight"]),
         ("train.kl_anneal_steps", t["kl_anneal_steps"]),
@@ -115,35 +136,58 @@ def validate(cfg: dict[str, Any]) -> None:
         ("train.speaker_noise", t["speaker_noise"]),
     ):
         if value < 0:
-            raise ValueError(f"{key} must be >= 0, got {value}")
+            raise ConfigError(f"{key} must be >= 0, got {value}")
     if not 0 <= t["warmup_steps"] < t["steps"]:
-        raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
+        raise ConfigError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
-        raise ValueError("train.max_minutes must be positive or null")
-    check_precision(t["precision"], name="train.precision")
+        raise ConfigError(f"train.max_minutes must be positive or null, got {t['max_minutes']}")
+    try:
+        check_precision(t["precision"], name="train.precision")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     aug = cfg["augment"]
     for key in ("content_warp", "speaker_warp"):
         if aug[key] is None:
             continue
         try:
             check_warp_bounds(aug[key])
-        except (TypeError, ValueError) as err:
-            raise ValueError(
+        except (TypeError, ValueError):
+            raise ConfigError(
                 f"augment.{key} must be null or [low, high] with 0 < low <= high, got {aug[key]!r}"
-            ) from err
+            ) from None
     if not 0.0 <= aug["speaker_warp_prob"] <= 1.0:
-        raise ValueError(
+        raise ConfigError(
             f"augment.speaker_warp_prob must be in [0, 1], got {aug['speaker_warp_prob']}"
         )
-    if cfg["eval"]["match_stats"] not in MATCH_MODES:
-        raise ValueError(
-            f"eval.match_stats must be one of {', '.join(MATCH_MODES)}, "
-            f"got {cfg['eval']['match_stats']!r}"
+    e = cfg["eval"]
+    if e["match_stats"] not in MATCH_MODES:
+        raise ConfigError(
+            f"eval.match_stats must be one of {', '.join(MATCH_MODES)}, got {e['match_stats']!r}"
         )
-    reference_counts(cfg["eval"])  # raises on a bad eval.n_references
-    weight = cfg["eval"]["spread_weight"]
+    reference_counts(e)  # raises on a bad eval.n_references
+    weight = e["spread_weight"]
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise ValueError(f"eval.spread_weight must be a number in [0, 1], got {weight!r}")
+        raise ConfigError(f"eval.spread_weight must be a number in [0, 1], got {weight!r}")
+    if e["enabled"] and e["vocoder"]:
+        check_vocoder(e["vocoder"], features)
+
+
+def check_vocoder(directory: str, features: FeatureConfig) -> None:
+    """Refuse an ``eval.vocoder`` that is not a vocoder, or one made for other features, before
+    the run trains rather than after."""
+    from seqae.audio.features import FeatureMismatchError, check_same_features
+    from seqae.audio.neural_vocoder import load_vocoder
+
+    try:
+        vocoder = load_vocoder(directory)
+    except ValueError as err:
+        raise ConfigError(f"eval.vocoder: {err}") from None
+    try:
+        check_same_features(
+            features, vocoder.feature_config, what=f"features vs eval.vocoder {directory}"
+        )
+    except FeatureMismatchError as err:
+        raise ConfigError(str(err)) from None
 
 
 def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
@@ -166,7 +210,7 @@ def prepare_corpus(data_cfg: dict[str, Any], *, is_main: bool) -> SpeechCorpus:
     keep = set(train) | {s for s in corpus.speakers if corpus.role(s) != "train"}
     corpus.utterances = [u for u in corpus.utterances if u.speaker in keep]
     if not corpus.utterances or not set(train):
-        raise ValueError(
+        raise ConfigError(
             f"{root}: no training speakers left after data.sources={data_cfg['sources']} and "
             f"data.max_speakers={data_cfg['max_speakers']}"
         )
@@ -301,25 +345,18 @@ def validation_loss(model: nn.Module, batcher: SegmentBatcher, *, n: int, device
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
-def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
-    validate(cfg)
-    ctx = init_distributed(device_preference=cfg["device"])
-    seed_everything(cfg["seed"])
-    run_dir = Path(cfg["output_dir"])
-    d, t = cfg["data"], cfg["train"]
+def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[str, Any]:
+    """The training loop (resumed from the run's last checkpoint); saves ``model/`` and
+    returns a summary of the training."""
+    ctx, d, t = run.ctx, cfg["data"], cfg["train"]
     features = FeatureConfig.from_dict(cfg["features"])
-    corpus = prepare_corpus(d, is_main=ctx.is_main)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml", header=f"seqae run {RECIPE}")
-
     train_utts, train_mels = load_split(corpus, d, features, split="train")
     val_utts, val_mels = load_split(corpus, d, features, split="test")
     speakers = sorted({u.speaker for u in train_utts})
     spk_index = {s: i for i, s in enumerate(speakers)}
 
     model_cfg = dict(cfg["model"][cfg["model"]["name"]] or {})
-    model_cls = models.VC_MODELS[cfg["model"]["name"]]
+    model_cls = registry.get("vc_model", cfg["model"]["name"])
     model = model_cls.from_config({**model_cfg, "feature_config": features.to_dict()})
     model.normalizer.fit(train_mels)
     norm = model.normalizer
@@ -353,19 +390,10 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     # through a plain function, so LambdaLR keeps the schedule out of checkpoints: on resume the
     # config's train.steps decides, as it does for the loop
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step))
-    ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
-    logger = MetricLogger(run_dir)
-
-    step, train_seconds = 0, 0.0
-    if cfg["resume"]:
-        resumed = ckpt.load_latest(
-            model=step_module, optimizer=optimizer, scheduler=scheduler, map_location=ctx.device
-        )
-        if resumed is not None:
-            step, train_seconds = resumed.step, resumed.extra["train_seconds"]
-            if ctx.is_main:
-                print(f"{RECIPE}: resumed from {resumed.path.name} (step {step})")
-    ddp = wrap_model(step_module, ctx)
+    logger = MetricLogger(run.dir)
+    resumed = run.resume(model=step_module, optimizer=optimizer, scheduler=scheduler)
+    step = resumed.step if resumed else 0
+    ddp = maybe_compile(wrap_model(step_module, ctx), t["compile"])
     ddp.train()
 
     precision = resolve_precision(t["precision"], ctx.device)
@@ -377,11 +405,10 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             f"{t['steps']} steps of {t['batch_size']} x {d['segment_frames']} frames, "
             f"{precision} on {ctx.device.type}"
         )
-    budget = None if t["max_minutes"] is None else 60 * t["max_minutes"]
-    started = time.perf_counter() - train_seconds
-    stopped_early = False
-    bar = progress(range(step, t["steps"]), desc=RECIPE, enabled=ctx.is_main and t["progress"])
-    for _ in bar:
+    out_of_time = run.out_of_time()  # a resumed run whose budget is spent trains no further
+    for _ in progress(range(step, t["steps"]), desc=RECIPE, enabled=ctx.is_main and t["progress"]):
+        if out_of_time:
+            break
         b = batcher.batch(step, t["batch_size"], rank=ctx.rank)
         x, lengths = b["x"].to(ctx.device), b["lengths"].to(ctx.device)
         ref, ref_lengths = b["ref"].to(ctx.device), b["ref_lengths"].to(ctx.device)
@@ -405,7 +432,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             terms |= {"adv_classifier": cls_loss, "adv_encoder": enc_loss}
             loss = loss + cls_loss + enc_loss
         terms["loss"] = loss
-        check_finite(terms, step=step, last_checkpoint=ckpt.latest_path)
+        check_finite(terms, step=step, last_checkpoint=run.checkpoints.latest_path)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if t["grad_clip"]:
@@ -413,7 +440,6 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         optimizer.step()
         scheduler.step()
         step += 1
-        train_seconds = time.perf_counter() - started
         if step % t["log_every"] == 0:
             info = {k: v for k, v in content.info.items() if torch.is_tensor(v) and v.numel() == 1}
             logger.scalars(
@@ -425,29 +451,24 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             if ctx.is_main:
                 print(
                     f"step {step:6d}  train rec {rec.item():.4f}  val rec {val:.4f}  "
-                    f"{train_seconds / 60:.1f} min"
+                    f"{run.train_seconds / 60:.1f} min"
                 )
-        out_of_time = budget is not None and train_seconds > budget
-        if step % t["checkpoint_every"] == 0 or step == t["steps"] or out_of_time:
-            ckpt.save(
-                step,
-                model=step_module,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                extra={"train_seconds": train_seconds},
-            )
-        if out_of_time:
-            stopped_early = True
-            if ctx.is_main:
-                print(f"{RECIPE}: train.max_minutes={t['max_minutes']} reached at step {step}")
-            break
+        out_of_time = run.out_of_time()
+        if run.checkpoint_due(step) or step == t["steps"] or out_of_time:
+            run.save(step, model=step_module, optimizer=optimizer, scheduler=scheduler)
     logger.flush()
+    stopped = step < t["steps"]
+    if stopped and ctx.is_main:
+        print(
+            f"{RECIPE}: train.max_minutes={t['max_minutes']} reached at step {step}; "
+            "resume=true with a larger train.max_minutes trains on"
+        )
     if ctx.is_main:
-        model.save_pretrained(run_dir / "model")
-    summary = {
+        model.save_pretrained(run.dir / "model")
+    return {
         "steps": step,
-        "train_seconds": train_seconds,
-        "stopped_by_time_budget": stopped_early,
+        "train_seconds": run.train_seconds,
+        "stopped_by_time_budget": stopped,
         "precision": precision,
         "train_speakers": len(speakers),
         "train_utterances": len(train_utts),
@@ -455,9 +476,6 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         "final_val_rec": validation_loss(model, val_batcher, n=t["val_batch"], device=ctx.device),
         "world_size": ctx.world_size,
     }
-    is_main = ctx.is_main
-    cleanup()
-    return (run_dir if is_main else None), summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,73 +542,91 @@ def reference_counts(e: dict[str, Any]) -> list[int]:
     try:
         return check_reference_counts(value if isinstance(value, list) else [value])
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             "eval.n_references must be a count >= 1 or a list of distinct counts (e.g. [1, 2]), "
             f"got {value!r}"
         ) from None
 
 
-def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Score the trained model: one evaluation per reference count, on the same conversions.
+def evaluate(run_dir: Path, cfg: dict[str, Any], corpus: SpeechCorpus) -> dict[str, Any]:
+    """Score the trained model (``run_dir/model``): one evaluation per reference count, on the
+    same conversions; returns the ``eval`` and ``eval_by_references`` entries of the metrics.
 
-    The first count's evaluation is ``metrics["eval"]`` (with the probe, samples and figure).
-    Each further count converts the same sources (:func:`seqae.audio.evaluate.make_pairs`) and
-    is compared with the first pair for pair; all of them go to ``eval_by_references``. The
-    ceiling and floor are scored once for all counts
-    (:func:`seqae.audio.evaluate.evaluate_reference_counts`).
+    The first count's evaluation is ``eval`` (with the probe, samples and figure). Each further
+    count converts the same sources (:func:`seqae.audio.evaluate.make_pairs`) and is compared
+    with the first pair for pair; all of them go to ``eval_by_references``. The ceiling and
+    floor are scored once for all counts (:func:`seqae.audio.evaluate.evaluate_reference_counts`).
     """
     from seqae.audio.convert import VoiceConverter
     from seqae.audio.evaluate import evaluate_reference_counts, report_reference_counts
     from seqae.audio.neural_vocoder import load_vocoder
 
     e = cfg["eval"]
-    corpus = prepare_corpus(cfg["data"], is_main=True)
     converter = VoiceConverter.from_pretrained(
         run_dir / "model", match_stats=e["match_stats"], spread_weight=e["spread_weight"]
     )
     if e["vocoder"]:
         converter.set_vocoder(load_vocoder(e["vocoder"]))
-    model = converter.model
-    embedding_figure(model, corpus, cfg, run_dir / "figures" / "embeddings.png")
-    metrics: dict[str, Any] = {"train": summary}
-    if e["enabled"]:
-        counts = reference_counts(e)
-        results = evaluate_reference_counts(
-            converter,
-            corpus,
-            counts=counts,
-            seen_targets=e["seen_targets"],
-            unseen_targets=e["unseen_targets"],
-            pairs_per_target=e["pairs_per_target"],
-            seed=cfg["seed"],
-            samples_dir=run_dir / "samples",
-            probe=e["probe"],
-            cache_dir=cache_dir(cfg["data"]),
-            source_kinds=e["source_kinds"],
-            exclude_related=e["exclude_related"],
-        )
-        report = report_reference_counts(results, seed=cfg["seed"])
-        tables = report["tables"]
-        print("\n\n".join(tables))
-        metrics["eval"] = report["by_count"][str(counts[0])]
-        mel_figure(results[counts[0]]["example"], run_dir / "figures" / "conversion_mels.png")
-        if len(counts) > 1:
-            metrics["eval_by_references"] = report["by_count"]
-        atomic_write_text(run_dir / "eval_table.md", "\n\n".join(tables) + "\n")
-        atomic_write_json(run_dir / "eval_pairs.json", report["rows"])  # every scored output
-    write_metrics_json(run_dir / "metrics.json", metrics)
+    embedding_figure(converter.model, corpus, cfg, run_dir / "figures" / "embeddings.png")
+    if not e["enabled"]:
+        return {}
+    counts = reference_counts(e)
+    results = evaluate_reference_counts(
+        converter,
+        corpus,
+        counts=counts,
+        seen_targets=e["seen_targets"],
+        unseen_targets=e["unseen_targets"],
+        pairs_per_target=e["pairs_per_target"],
+        seed=cfg["seed"],
+        samples_dir=run_dir / "samples",
+        probe=e["probe"],
+        cache_dir=cache_dir(cfg["data"]),
+        source_kinds=e["source_kinds"],
+        exclude_related=e["exclude_related"],
+    )
+    report = report_reference_counts(results, seed=cfg["seed"])
+    tables = report["tables"]
+    print("\n\n".join(tables))
+    mel_figure(results[counts[0]]["example"], run_dir / "figures" / "conversion_mels.png")
+    atomic_write_text(run_dir / "eval_table.md", "\n\n".join(tables) + "\n")
+    atomic_write_json(run_dir / "eval_pairs.json", report["rows"])  # every scored output
+    metrics = {"eval": report["by_count"][str(counts[0])]}
+    if len(counts) > 1:
+        metrics["eval_by_references"] = report["by_count"]
     return metrics
 
 
+def summary_line(summary: dict[str, Any], evaluation: dict[str, Any]) -> str:
+    """The run's one-line summary: validation loss and, when evaluated, the conversions' scores."""
+    line = f"{summary['steps']} steps, val rec {summary['final_val_rec']:.4f}"
+    scores = evaluation.get("eval", {})
+    for group in ("seen", "unseen"):
+        if group in scores:
+            c = scores[group]["converted"]
+            line += f" | {group}: sim to target {c['sim_target']:.3f}, WER {c['wer']:.3f}"
+    return line
+
+
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    validate(cfg)
     threads = torch.get_num_threads()
     if cfg["train"]["threads"] > 0:
         torch.set_num_threads(cfg["train"]["threads"])
     try:
-        run_dir, summary = train(cfg)
-        if run_dir is None:
-            return None
-        metrics = evaluate(run_dir, cfg, summary)
+        ctx = init_distributed(device_preference=cfg["device"])
+        seed_everything(cfg["seed"])
+        corpus = prepare_corpus(cfg["data"], is_main=ctx.is_main)
+        with RunSession(cfg, recipe=RECIPE, ctx=ctx, neutral=NEUTRAL_KEYS) as run:
+            summary = train(cfg, run, corpus)
+            if not ctx.is_main:
+                return None
+            # named by the step it scores: a run trained on past its time budget is scored again
+            evaluation = run.part(
+                f"evaluation_step_{summary['steps']}", lambda: evaluate(run.dir, cfg, corpus)
+            )
+            return run.finish(
+                {"train": summary, **evaluation}, summary=summary_line(summary, evaluation)
+            )
     finally:
         torch.set_num_threads(threads)
-    return metrics

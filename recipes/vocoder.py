@@ -23,14 +23,18 @@ Stages:
    beside the original audio: pocketsphinx WER (with a bootstrap standard error), resemblyzer
    similarity to the original, and log-mel L1 of the output against the original's.
 
-Writes to ``output_dir``: config.yaml, checkpoints/, model/ (``--vocoder`` of ``seqae convert``
-and ``seqae vc-eval``), tb/, figures/vocoder_mels.png, samples/, eval_table.md, eval_rows.json (every scored output) and
-metrics.json.
+Writes to ``output_dir``: config.yaml, run.json, checkpoints/, model/ (``--vocoder`` of ``seqae
+convert`` and ``seqae vc-eval``), tb/, figures/vocoder_mels.png, samples/, eval_table.md,
+eval_rows.json (every scored output), parts/ and metrics.json.
+
+Training and evaluation are the two parts of one run (:class:`seqae.training.RunSession`):
+``resume=true`` (vocoder.yaml's default) continues an interrupted training from its last
+checkpoint, and reuses the evaluation only when it finished. ``train.max_minutes`` counts over
+all of a run's resumes; ``resume=true train.max_minutes=120`` trains a run it stopped on.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +51,31 @@ from seqae.audio.features import FeatureConfig, log_mel  # noqa: E402
 from seqae.audio.io import load_audio, save_audio  # noqa: E402
 from seqae.audio.neural_vocoder import ISTFTVocoder, VocoderLoss  # noqa: E402
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder  # noqa: E402
-from seqae.config import save_config  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
 from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
-    CheckpointManager,
+    RESULT_NEUTRAL_KEYS,
     MetricLogger,
+    RunSession,
     atomic_write_json,
     atomic_write_text,
     autocast_context,
     check_finite,
     check_precision,
-    cleanup,
     init_distributed,
+    maybe_compile,
     progress,
     resolve_precision,
     seed_everything,
     wrap_model,
-    write_metrics_json,
 )
 
 RECIPE = "vocoder"
+#: Keys a user may set to null although the config gives them a value (null: no budget).
+NULLABLE_KEYS = ("train.max_minutes",)
+#: Keys that cannot change the result of a run: synthesis processes, and the thread count (which,
+#: like the device, changes only the last bits of what a resumed run computes).
+NEUTRAL_KEYS = (*RESULT_NEUTRAL_KEYS, "data.workers", "train.threads")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,25 +85,32 @@ def validate(cfg: dict[str, Any]) -> None:
     """Refuse impossible settings before the corpus is built or a model is made."""
     d, t, e = cfg["data"], cfg["train"], cfg["eval"]
     if not d["corpus"]:
-        raise ValueError("data.corpus must name a corpus directory (it is built when missing)")
+        raise ConfigError("data.corpus must name a corpus directory (it is built when missing)")
     if d["build_preset"] not in PRESETS:
-        raise ValueError(
+        raise ConfigError(
             f"data.build_preset must be one of {', '.join(PRESETS)}, got {d['build_preset']!r}"
         )
     if d["segment_frames"] < 8:
-        raise ValueError(f"data.segment_frames must be >= 8, got {d['segment_frames']}")
+        raise ConfigError(f"data.segment_frames must be >= 8, got {d['segment_frames']}")
+    try:
+        FeatureConfig.from_dict(cfg["features"])
+    except (KeyError, ValueError) as err:
+        raise ConfigError(f"features: {err.args[0]}") from None
     for key in ("steps", "batch_size", "log_every", "checkpoint_every", "val_every", "val_batch"):
         if t[key] < 1:
-            raise ValueError(f"train.{key} must be at least 1, got {t[key]}")
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
     if t["lr"] <= 0:
-        raise ValueError(f"train.lr must be positive, got {t['lr']}")
+        raise ConfigError(f"train.lr must be positive, got {t['lr']}")
     if not 0 <= t["warmup_steps"] < t["steps"]:
-        raise ValueError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
+        raise ConfigError(f"train.warmup_steps must be in [0, steps), got {t['warmup_steps']}")
     if t["max_minutes"] is not None and t["max_minutes"] <= 0:
-        raise ValueError("train.max_minutes must be positive or null")
-    check_precision(t["precision"], name="train.precision")
+        raise ConfigError(f"train.max_minutes must be positive or null, got {t['max_minutes']}")
+    try:
+        check_precision(t["precision"], name="train.precision")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if e["utterances_per_voice"] < 1:
-        raise ValueError(
+        raise ConfigError(
             f"eval.utterances_per_voice must be at least 1, got {e['utterances_per_voice']}"
         )
 
@@ -131,18 +147,11 @@ def validation_terms(
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
-def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
-    validate(cfg)
-    ctx = init_distributed(device_preference=cfg["device"])
-    seed_everything(cfg["seed"])
-    run_dir = Path(cfg["output_dir"])
-    d, t = cfg["data"], cfg["train"]
+def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[str, Any]:
+    """The training loop (resumed from the run's last checkpoint); saves ``model/`` and
+    returns a summary of the training."""
+    ctx, d, t = run.ctx, cfg["data"], cfg["train"]
     features = FeatureConfig.from_dict(cfg["features"])
-    corpus = prepare_corpus(d, is_main=ctx.is_main)
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml", header=f"seqae run {RECIPE}")
-
     train_utts = corpus.select(role="train", split="train")
     val_utts = corpus.select(role="train", split="test")
     if not train_utts or not val_utts:
@@ -173,21 +182,12 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
     # through a plain function, so LambdaLR keeps the schedule out of checkpoints: on resume the
     # config's train.steps decides, as it does for the loop
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step))
-    ckpt = CheckpointManager(run_dir / "checkpoints", keep_last=2)
-    logger = MetricLogger(run_dir)
-
-    step, train_seconds = 0, 0.0
-    if cfg["resume"]:
-        resumed = ckpt.load_latest(
-            model=vocoder, optimizer=optimizer, scheduler=scheduler, map_location=ctx.device
-        )
-        if resumed is not None:
-            step, train_seconds = resumed.step, resumed.extra["train_seconds"]
-            if ctx.is_main:
-                print(f"{RECIPE}: resumed from {resumed.path.name} (step {step})")
-    if step == 0:  # a resumed run has the statistics in its checkpoint
+    logger = MetricLogger(run.dir)
+    resumed = run.resume(model=vocoder, optimizer=optimizer, scheduler=scheduler)
+    step = resumed.step if resumed else 0
+    if resumed is None:  # a resumed run has the statistics in its checkpoint
         vocoder.normalizer.fit(log_mel(w, features) for w in train_wavs)
-    ddp = wrap_model(vocoder, ctx)
+    ddp = maybe_compile(wrap_model(vocoder, ctx), t["compile"])
     ddp.train()
     precision = resolve_precision(t["precision"], ctx.device)
     if ctx.is_main:
@@ -198,11 +198,10 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
             f"utterances ({hours:.2f} h), {t['steps']} steps of {t['batch_size']} x "
             f"{d['segment_frames']} frames, {precision} on {ctx.device.type}"
         )
-    budget = None if t["max_minutes"] is None else 60 * t["max_minutes"]
-    started = time.perf_counter() - train_seconds
-    stopped_early = False
-    bar = progress(range(step, t["steps"]), desc=RECIPE, enabled=ctx.is_main and t["progress"])
-    for _ in bar:
+    out_of_time = run.out_of_time()  # a resumed run whose budget is spent trains no further
+    for _ in progress(range(step, t["steps"]), desc=RECIPE, enabled=ctx.is_main and t["progress"]):
+        if out_of_time:
+            break
         wav = batcher.batch(step, t["batch_size"], rank=ctx.rank).to(ctx.device)
         mel = log_mel(wav, features)  # (B, n_mels, segment_frames + 1)
         # the network under autocast; its output (the vocoder returns float32 audio) and the
@@ -210,7 +209,7 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         with autocast_context(ctx.device, precision=precision):
             audio = ddp(mel)
         terms = loss_fn(audio.float(), wav, mel)
-        check_finite(terms, step=step, last_checkpoint=ckpt.latest_path)
+        check_finite(terms, step=step, last_checkpoint=run.checkpoints.latest_path)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if t["grad_clip"]:
@@ -218,7 +217,6 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
         optimizer.step()
         scheduler.step()
         step += 1
-        train_seconds = time.perf_counter() - started
         if step % t["log_every"] == 0:
             logger.scalars({**terms, "lr": scheduler.get_last_lr()[0]}, step=step, prefix="train/")
         if step % t["val_every"] == 0 or step == t["steps"]:
@@ -228,38 +226,30 @@ def train(cfg: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
                 print(
                     f"step {step:6d}  train loss {terms['loss'].item():.4f}  val loss "
                     f"{val['loss']:.4f} (mel {val['mel']:.4f}, sc {val['sc']:.4f}, log-mag "
-                    f"{val['log_mag']:.4f})  {train_seconds / 60:.1f} min"
+                    f"{val['log_mag']:.4f})  {run.train_seconds / 60:.1f} min"
                 )
-        out_of_time = budget is not None and train_seconds > budget
-        if step % t["checkpoint_every"] == 0 or step == t["steps"] or out_of_time:
-            ckpt.save(
-                step,
-                model=vocoder,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                extra={"train_seconds": train_seconds},
-            )
-        if out_of_time:
-            stopped_early = True
-            if ctx.is_main:
-                print(f"{RECIPE}: train.max_minutes={t['max_minutes']} reached at step {step}")
-            break
+        out_of_time = run.out_of_time()
+        if run.checkpoint_due(step) or step == t["steps"] or out_of_time:
+            run.save(step, model=vocoder, optimizer=optimizer, scheduler=scheduler)
     logger.flush()
+    stopped = step < t["steps"]
+    if stopped and ctx.is_main:
+        print(
+            f"{RECIPE}: train.max_minutes={t['max_minutes']} reached at step {step}; "
+            "resume=true with a larger train.max_minutes trains on"
+        )
     if ctx.is_main:
-        vocoder.save_pretrained(run_dir / "model")
-    summary = {
+        vocoder.save_pretrained(run.dir / "model")
+    return {
         "steps": step,
-        "train_seconds": train_seconds,
-        "stopped_by_time_budget": stopped_early,
+        "train_seconds": run.train_seconds,
+        "stopped_by_time_budget": stopped,
         "precision": precision,
         "train_utterances": len(train_utts),
         "parameters": sum(p.numel() for p in vocoder.parameters()),
         "final_val": validation_terms(vocoder, loss_fn, val_batch, ctx.device),
         "world_size": ctx.world_size,
     }
-    is_main = ctx.is_main
-    cleanup()
-    return (run_dir if is_main else None), summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +259,7 @@ def eval_utterances(corpus: SpeechCorpus, e: dict[str, Any], seed: int) -> list[
     """``eval.utterances_per_voice`` held-out sentences of each of ``eval.voices``."""
     missing = [v for v in e["voices"] if v not in corpus.speakers]
     if missing:
-        raise ValueError(f"eval.voices {missing} are not in the corpus; it has {corpus.speakers}")
+        raise ConfigError(f"eval.voices {missing} are not in the corpus; it has {corpus.speakers}")
     rng = np.random.default_rng(seed)
     chosen: list[Utterance] = []
     for voice in e["voices"]:
@@ -377,47 +367,60 @@ def mel_figure(example: dict[str, Any], systems: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def evaluate(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+def evaluate(
+    run_dir: Path, cfg: dict[str, Any], corpus: SpeechCorpus, utts: list[Utterance]
+) -> dict[str, Any]:
+    """Resynthesise ``utts`` with Griffin-Lim and the trained vocoder (``run_dir/model``) and
+    score them; returns the ``eval`` entry of the metrics."""
     from seqae.audio.neural_vocoder import load_vocoder
 
     e = cfg["eval"]
-    metrics: dict[str, Any] = {"train": summary}
-    if e["enabled"]:
-        corpus = prepare_corpus(cfg["data"], is_main=True)
-        vocoder = load_vocoder(run_dir / "model")
-        features = vocoder.feature_config
-        vocoders: dict[str, Vocoder] = {
-            "griffin_lim": GriffinLimVocoder(features, n_iter=e["griffin_lim_iters"]),
-            "trained": vocoder,
-        }
-        utts = eval_utterances(corpus, e, cfg["seed"])
-        rows, example = compare_vocoders(
-            vocoders,
-            utts,
-            corpus,
-            features,
-            samples_dir=run_dir / "samples",
-            n_samples=e["n_samples"],
-        )
-        metrics["eval"] = summarize(rows)
-        table = format_table(metrics["eval"])
-        atomic_write_text(run_dir / "eval_table.md", table + "\n")
-        atomic_write_json(run_dir / "eval_rows.json", rows)  # every scored output
-        mel_figure(example, ["original", *vocoders], run_dir / "figures" / "vocoder_mels.png")
-        print(table)
-    write_metrics_json(run_dir / "metrics.json", metrics)
-    return metrics
+    vocoder = load_vocoder(run_dir / "model")
+    features = vocoder.feature_config
+    vocoders: dict[str, Vocoder] = {
+        "griffin_lim": GriffinLimVocoder(features, n_iter=e["griffin_lim_iters"]),
+        "trained": vocoder,
+    }
+    rows, example = compare_vocoders(
+        vocoders,
+        utts,
+        corpus,
+        features,
+        samples_dir=run_dir / "samples",
+        n_samples=e["n_samples"],
+    )
+    scores = summarize(rows)
+    table = format_table(scores)
+    atomic_write_text(run_dir / "eval_table.md", table + "\n")
+    atomic_write_json(run_dir / "eval_rows.json", rows)  # every scored output
+    mel_figure(example, ["original", *vocoders], run_dir / "figures" / "vocoder_mels.png")
+    print(table)
+    return {"eval": scores}
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    validate(cfg)
     threads = torch.get_num_threads()
     if cfg["train"]["threads"] > 0:
         torch.set_num_threads(cfg["train"]["threads"])
     try:
-        run_dir, summary = train(cfg)
-        if run_dir is None:
-            return None
-        metrics = evaluate(run_dir, cfg, summary)
+        ctx = init_distributed(device_preference=cfg["device"])
+        seed_everything(cfg["seed"])
+        corpus = prepare_corpus(cfg["data"], is_main=ctx.is_main)
+        e = cfg["eval"]
+        # chosen first, so that a voice missing from the corpus is refused before anything runs
+        utts = eval_utterances(corpus, e, cfg["seed"]) if e["enabled"] else []
+        with RunSession(cfg, recipe=RECIPE, ctx=ctx, neutral=NEUTRAL_KEYS) as run:
+            summary = train(cfg, run, corpus)
+            if not ctx.is_main:
+                return None
+            evaluation = {}
+            if e["enabled"]:  # named by the step it scores: a run trained on is scored again
+                evaluation = run.part(
+                    f"evaluation_step_{summary['steps']}",
+                    lambda: evaluate(run.dir, cfg, corpus, utts),
+                )
+            line = f"{summary['steps']} steps, val loss {summary['final_val']['loss']:.4f}"
+            return run.finish({"train": summary, **evaluation}, summary=line)
     finally:
         torch.set_num_threads(threads)
-    return metrics

@@ -92,9 +92,21 @@ def _load_config(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: its base {base!r} ({base_path}) does not exist")
     parent = _load_config(base_path, seen=(*seen, path.resolve()))
     try:
-        return apply_overrides(parent, data)
+        # an overlay may turn a setting off: null where its base gives a value
+        return apply_overrides(parent, data, nullable=_null_keys(data))
     except ConfigError as exc:
         raise ConfigError(f"config file {path} (an overlay of {base_path.name}): {exc}") from None
+
+
+def _null_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of ``cfg`` whose value is null."""
+    keys: list[str] = []
+    for key, value in cfg.items():
+        if value is None:
+            keys.append(f"{prefix}{key}")
+        elif isinstance(value, Mapping):
+            keys.extend(_null_keys(value, f"{prefix}{key}."))
+    return keys
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

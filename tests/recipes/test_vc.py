@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ import torch
 
 from seqae.audio.convert import VoiceConverter
 from seqae.audio.models import AutoVC, load_vc_model
-from seqae.cli import run_recipe
-from seqae.training import CheckpointManager
+from seqae.cli import find_config, find_recipe, load_recipe, run_recipe
+from seqae.config import ConfigError, apply_overrides, load_config
+from seqae.training import CheckpointManager, RunFolderError, RunSession
 from tests.recipes.precision_checks import assert_bf16_is_a_rounding
+from tests.recipes.resume_checks import Interrupted, comparable
 
 TINY = "vc_tiny"
 
@@ -21,6 +24,32 @@ def _run(out: Path, corpus: Path, *overrides: str) -> dict:
     return run_recipe(
         "vc", config=TINY, overrides=[f"output_dir={out}", f"data.corpus={corpus}", *overrides]
     )
+
+
+def interrupt_after_checkpoint(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Make the run stop with :class:`Interrupted` right after it checkpoints ``step``, as a
+    run killed there would (``monkeypatch.undo()`` ends it)."""
+    real_save = RunSession.save
+
+    def save(self: RunSession, at: int, **kwargs) -> Path:
+        path = real_save(self, at, **kwargs)
+        if at == step:
+            raise Interrupted(f"after the checkpoint of step {at}")
+        return path
+
+    monkeypatch.setattr(RunSession, "save", save)
+
+
+def resolved_config(recipe: str, config: str, *overrides: str) -> dict:
+    """A recipe's config with ``overrides``, as ``seqae run`` resolves it, and validated."""
+    module = load_recipe(find_recipe(recipe))
+    cfg = apply_overrides(
+        load_config(find_config(recipe, config)),
+        list(overrides),
+        nullable=getattr(module, "NULLABLE_KEYS", ()),
+    )
+    module.validate(cfg)
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -134,23 +163,57 @@ def test_trained_model_converts_a_file(tiny_run: tuple[Path, dict], corpus: Path
     assert converted.is_file() and converted.stat().st_size > 1000
 
 
-def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
-    import shutil
-
-    straight = tmp_path / "straight"
-    _run(straight, corpus, "eval.enabled=false")  # 12 steps, checkpoints at 6 and 12
-    half = straight / "checkpoints" / "step_00000006.pt"
-    assert half.is_file()
-    # a run interrupted after step 6 resumes from its checkpoint and ends with the same
-    # weights as the straight run: batches depend only on (seed, step), RNG and LR are restored
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(half, resumed / "checkpoints" / half.name)
-    metrics = _run(resumed, corpus, "resume=true", "eval.enabled=false")
-    assert metrics["train"]["steps"] == 12
-    a, b = load_vc_model(resumed / "model"), load_vc_model(straight / "model")
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(
+    tiny_run: tuple[Path, dict],
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    # killed after its step-6 checkpoint (of 12), then resumed in the same folder: the same
+    # weights and training summary as the straight run, because batches and warps depend only
+    # on (seed, step) and the session restores the RNG, the optimizer and the LR schedule. The
+    # evaluation is left out (it only reads the weights): it is the slow part of a tiny run.
+    straight, straight_metrics = tiny_run
+    out = tmp_path / "run"
+    interrupt_after_checkpoint(monkeypatch, step=6)
+    with pytest.raises(Interrupted):
+        _run(out, corpus, "resume=true", "eval.enabled=false")  # resume=true: starts fresh
+    monkeypatch.undo()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert [p.name for p in CheckpointManager(out / "checkpoints").checkpoints()] == [
+        "step_00000006.pt"
+    ]
+    capsys.readouterr()
+    metrics = _run(out, corpus, "resume=true", "eval.enabled=false")
+    assert "vc: resumed from step_00000006.pt (step 6)" in capsys.readouterr().out
+    assert "eval" not in metrics
+    assert comparable(metrics["train"]) == comparable(straight_metrics["train"])
+    a, b = load_vc_model(out / "model"), load_vc_model(straight / "model")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.allclose(p, q, atol=1e-6), name
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_reuses_a_finished_evaluation_and_refuses_another_config(
+    tiny_run: tuple[Path, dict], corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run[0], out)
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("a finished evaluation was computed again")
+
+    monkeypatch.setattr(VoiceConverter, "from_pretrained", no_evaluation)
+    metrics = _run(out, corpus, "resume=true")
+    # nothing trained (the run was done) and nothing evaluated: the stored evaluation is read
+    assert comparable(metrics) == comparable(tiny_run[1])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == checkpoints
+    # the folder belongs to this run: a fresh run is refused, so is a resume with another config
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        _run(out, corpus)
+    with pytest.raises(RunFolderError, match=r"another config \(train.steps 12 -> 14\)"):
+        _run(out, corpus, "resume=true", "train.steps=14")
 
 
 @pytest.mark.parametrize("name", ["vq_vc", "autovc"])
@@ -211,9 +274,7 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         tmp_path / "adv", corpus, "adversary.weight=0.1", "eval.enabled=false", "train.steps=4"
     )
     assert metrics["train"]["steps"] == 4
-    ckpt = torch.load(
-        CheckpointManager(tmp_path / "adv" / "checkpoints").latest_path, weights_only=True
-    )
+    ckpt = CheckpointManager.read(CheckpointManager(tmp_path / "adv" / "checkpoints").latest_path)
     assert any(k.startswith("adversary.") for k in ckpt["model"])
 
 
@@ -239,14 +300,41 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
 def test_bad_settings_are_refused_before_training(
     override: str, message: str, corpus: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _run(tmp_path / "bad", corpus, override)
-    assert not (tmp_path / "bad" / "checkpoints").exists()
+    assert not (tmp_path / "bad").exists()
 
 
 def test_unknown_config_key_is_refused(corpus: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="unknown config key 'train.stepz'"):
+    with pytest.raises(ConfigError, match="unknown config key 'train.stepz'"):
         _run(tmp_path / "bad", corpus, "train.stepz=3")
+
+
+@pytest.mark.parametrize("config", ["vc", "vc_tiny", "vc_gpu"])
+def test_feature_settings_can_be_overridden(config: str) -> None:
+    from seqae.audio.features import FeatureConfig
+
+    cfg = resolved_config("vc", config, "features.n_mels=64", "features.f_max=7600")
+    assert FeatureConfig.from_dict(cfg["features"]) == FeatureConfig(n_mels=64, f_max=7600.0)
+    # the listed settings are FeatureConfig's defaults
+    assert FeatureConfig.from_dict(resolved_config("vc", config)["features"]) == FeatureConfig()
+    with pytest.raises(ConfigError, match="unknown config key 'features.n_mel'"):
+        resolved_config("vc", config, "features.n_mel=64")
+    with pytest.raises(ConfigError, match="features: win_length 2048 must be <= n_fft 1024"):
+        resolved_config("vc", config, "features.win_length=2048")
+
+
+def test_documented_nulls_are_accepted() -> None:
+    cfg = resolved_config(
+        "vc",
+        "vc",
+        "train.max_minutes=null",
+        "eval.source_kinds=null",
+        "augment.content_warp=null",
+        "augment.speaker_warp=null",
+    )
+    assert cfg["train"]["max_minutes"] is None and cfg["eval"]["source_kinds"] is None
+    assert cfg["augment"]["content_warp"] is None and cfg["augment"]["speaker_warp"] is None
 
 
 def test_corpus_without_speakers_is_refused(tmp_path: Path) -> None:

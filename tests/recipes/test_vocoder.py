@@ -4,7 +4,6 @@ vc recipe's ``eval.vocoder``."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,11 @@ import torch
 
 from seqae.audio.neural_vocoder import ISTFTVocoder, load_vocoder
 from seqae.cli import run_recipe
+from seqae.config import ConfigError
 from seqae.training import CheckpointManager
 from tests.recipes.precision_checks import assert_bf16_is_a_rounding
+from tests.recipes.resume_checks import Interrupted, comparable
+from tests.recipes.test_vc import interrupt_after_checkpoint, resolved_config
 
 TINY = "vocoder_tiny"
 
@@ -70,19 +72,30 @@ def test_evaluation_scores_the_original_and_both_vocoders(tiny_run: tuple[Path, 
     }
 
 
-def test_resume_continues_from_the_checkpoint(corpus: Path, tmp_path: Path) -> None:
-    straight = tmp_path / "straight"
-    _run(straight, corpus, "eval.enabled=false")  # 8 steps, checkpoints at 4 and 8
-    half = straight / "checkpoints" / "step_00000004.pt"
-    assert half.is_file()
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    shutil.copy(half, resumed / "checkpoints" / half.name)
-    metrics = _run(resumed, corpus, "resume=true", "eval.enabled=false")
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_one(
+    tiny_run: tuple[Path, dict],
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    # killed after its step-4 checkpoint (of 8), then resumed in the same folder: the same
+    # weights (normaliser statistics included) and training summary as the straight run; the
+    # evaluation, which only reads the weights, is left out
+    straight, straight_metrics = tiny_run
+    out = tmp_path / "run"
+    interrupt_after_checkpoint(monkeypatch, step=4)
+    with pytest.raises(Interrupted):
+        _run(out, corpus, "eval.enabled=false")
+    monkeypatch.undo()
+    capsys.readouterr()
+    metrics = _run(out, corpus, "resume=true", "eval.enabled=false")
+    assert "vocoder: resumed from step_00000004.pt (step 4)" in capsys.readouterr().out
     assert metrics["train"]["steps"] == 8 and "eval" not in metrics
-    a, b = load_vocoder(resumed / "model"), load_vocoder(straight / "model")
+    assert comparable(metrics["train"]) == comparable(straight_metrics["train"])
+    a, b = load_vocoder(out / "model"), load_vocoder(straight / "model")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.allclose(p, q, atol=1e-6), name
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
 
 
 def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
@@ -112,16 +125,31 @@ def test_bf16_precision_trains_in_bf16(corpus: Path, tmp_path: Path) -> None:
 def test_bad_settings_are_refused_before_training(
     override: str, message: str, corpus: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         _run(tmp_path / "r", corpus, override)
-    assert not (tmp_path / "r" / "checkpoints").exists()
+    assert not (tmp_path / "r").exists()
 
 
-def test_unknown_evaluation_voice_is_named(tiny_run: tuple[Path, dict], corpus: Path, tmp_path):
-    out = tmp_path / "copy"
-    shutil.copytree(tiny_run[0], out)
-    with pytest.raises(ValueError, match=r"eval.voices \['nobody'\] are not in the corpus"):
-        _run(out, corpus, "resume=true", "eval.voices=[flite_awb,nobody]")
+def test_unknown_evaluation_voice_is_named_before_training(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"eval.voices \['nobody'\] are not in the corpus"):
+        _run(tmp_path / "r", corpus, "eval.voices=[flite_awb,nobody]")
+    assert not (tmp_path / "r").exists()  # the folder is not taken: the corrected run may use it
+
+
+@pytest.mark.parametrize("config", ["vocoder", "vocoder_tiny"])
+def test_feature_settings_can_be_overridden(config: str) -> None:
+    from seqae.audio.features import FeatureConfig
+
+    cfg = resolved_config("vocoder", config, "features.n_mels=64")
+    assert FeatureConfig.from_dict(cfg["features"]) == FeatureConfig(n_mels=64)
+    assert FeatureConfig.from_dict(resolved_config("vocoder", config)["features"]) == (
+        FeatureConfig()
+    )
+    with pytest.raises(ConfigError, match="unknown config key 'features.n_mel'"):
+        resolved_config("vocoder", config, "features.n_mel=64")
+    assert (
+        resolved_config("vocoder", config, "train.max_minutes=null")["train"]["max_minutes"] is None
+    )
 
 
 def test_vc_recipe_evaluates_with_a_trained_vocoder(
@@ -130,12 +158,15 @@ def test_vc_recipe_evaluates_with_a_trained_vocoder(
     vc = lambda out, *o: run_recipe(  # noqa: E731
         "vc", config="vc_tiny", overrides=[f"output_dir={out}", f"data.corpus={corpus}", *o]
     )
-    first = vc(tmp_path / "vc", "eval.enabled=false")
-    assert "eval" not in first
-    metrics = vc(tmp_path / "vc", "resume=true", f"eval.vocoder={tiny_run[0] / 'model'}")
-    assert metrics["train"]["steps"] == first["train"]["steps"]  # resumed at the end
+    vocoder = tiny_run[0] / "model"
+    metrics = vc(tmp_path / "vc", f"eval.vocoder={vocoder}")
     ceiling = metrics["eval"]["seen"]["ceiling"]
     assert ceiling["n"] == 4 and ceiling["mcd"] > 0
-    # a folder that is not a vocoder is refused by name
-    with pytest.raises(ValueError, match="is not a vocoder"):
-        vc(tmp_path / "vc", "resume=true", f"eval.vocoder={tmp_path / 'vc' / 'model'}")
+    # refused before anything trains: a folder that is not a vocoder, by name, and a vocoder
+    # made for other feature settings, naming the settings that differ
+    vc_model = tmp_path / "vc" / "model"
+    with pytest.raises(ConfigError, match=f"eval.vocoder: {vc_model} is not a vocoder"):
+        vc(tmp_path / "other", f"eval.vocoder={vc_model}")
+    with pytest.raises(ConfigError, match=r"uses other feature settings \(n_mels: 64 vs 80\)"):
+        vc(tmp_path / "other", f"eval.vocoder={vocoder}", "features.n_mels=64")
+    assert not (tmp_path / "other").exists()

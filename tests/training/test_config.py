@@ -217,3 +217,12 @@ def test_saved_exponent_floats_reload_as_floats(tmp_path) -> None:
     path = save_config({"lr": 1e-5, "tiny": 1e-20}, tmp_path / "c.yaml")
     assert load_config(path) == {"lr": 1e-5, "tiny": 1e-20}
     assert yaml.safe_load(path.read_text())["lr"] == 1e-5
+
+
+def test_an_overlay_may_turn_a_setting_off_with_null(tmp_path) -> None:
+    (tmp_path / "full.yaml").write_text("train:\n  max_minutes: 55\n  lr: 1.0e-3\n")
+    (tmp_path / "long.yaml").write_text("base: full\ntrain:\n  max_minutes: null\n")
+    assert load_config(tmp_path / "long.yaml")["train"] == {"max_minutes": None, "lr": 1.0e-3}
+    # a command-line override still may not, unless the recipe says the key is nullable
+    with pytest.raises(ConfigError, match="is empty"):
+        apply_overrides(load_config(tmp_path / "full.yaml"), ["train.max_minutes=null"])
