@@ -228,16 +228,16 @@ def read_model_config(
         saved = SavedModel(directory, str(document["model_type"]), document["config"], extras)
     else:
         saved = _from_legacy(document, directory)
+    if expected is not None and saved.model_type not in expected:
+        raise SavedModelError(
+            f"{directory} holds a {saved.model_type!r} model; expected "
+            f"{' or '.join(repr(e) for e in expected)}"
+        )
     recorded = _recorded_metadata(saved.weights_path).get(CONFIG_CHECKSUM_KEY)
     if recorded is not None and recorded != config_checksum(saved.config):
         raise SavedModelError(
             f"{path} does not match the weights saved with it (its config was changed or "
             "damaged after saving); save the model again from its source"
-        )
-    if expected is not None and saved.model_type not in expected:
-        raise SavedModelError(
-            f"{directory} holds a {saved.model_type!r} model; expected "
-            f"{' or '.join(repr(e) for e in expected)}"
         )
     return saved
 
