@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from seqae.cli import run_recipe
 from seqae.config import ConfigError
 from seqae.core import Autoencoder
-from seqae.training import CheckpointManager
+from seqae.training import CheckpointManager, RunFolderError
 
 TINY = "vae_digits_tiny"
 REPO = Path(__file__).resolve().parents[2]
@@ -118,3 +118,42 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
     assert metrics["world_size"] == 2
     # each rank sees half of the data: 2 epochs of ceil(1259 / 2 / 64) = 10 steps
     assert metrics["steps"] == 20
+
+
+def test_a_folder_holding_another_run_is_never_continued_under_a_new_config(
+    tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The reported case: a finished run, then the same folder with another lr, then that again
+    with resume=true. Neither may touch the first run or report its result as the new one's."""
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(RunFolderError, match="already holds a run; resume=true continues it"):
+        run_recipe("vae_digits", config=TINY, overrides=[f"output_dir={out}", "train.lr=3e-3"])
+    with pytest.raises(RunFolderError, match=r"another config \(train\.lr 0\.001 -> 0\.003\)"):
+        run_recipe(
+            "vae_digits",
+            config=TINY,
+            overrides=[f"output_dir={out}", "train.lr=3e-3", "resume=true"],
+        )
+    assert (out / "metrics.json").read_text() == before
+    fresh = run_recipe(
+        "vae_digits",
+        config=TINY,
+        overrides=[f"output_dir={out}", "train.lr=3e-3", "overwrite=true"],
+    )
+    assert fresh["test_mse"] != json.loads(before)["test_mse"]
+
+
+def test_resume_falls_back_from_a_damaged_latest_checkpoint(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    run_recipe("vae_digits", config=TINY, overrides=[f"output_dir={out}", "train.epochs=2"])
+    latest = CheckpointManager(out / "checkpoints").latest_path
+    latest.write_bytes(latest.read_bytes()[:200])
+    capsys.readouterr()
+    run_recipe(
+        "vae_digits", config=TINY, overrides=[f"output_dir={out}", "train.epochs=3", "resume=true"]
+    )
+    printed = capsys.readouterr().out
+    assert f"{latest.name} is corrupt or truncated" in printed
+    assert "resumed from step_00000020.pt" in printed  # the older, intact checkpoint
