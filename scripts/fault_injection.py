@@ -89,12 +89,14 @@ class Tally:
 
     tried: int = 0
     survived: int = 0
+    refused: int = 0  # of the survived: damage noticed and refused in one line
     lost: list[str] = field(default_factory=list)
 
-    def add(self, ok: bool, what: str) -> None:
+    def add(self, ok: bool, what: str, *, refused: bool = False) -> None:
         self.tried += 1
         if ok:
             self.survived += 1
+            self.refused += refused
         else:
             self.lost.append(what)
 
@@ -246,7 +248,7 @@ def damage_trials(
                 f"{what}: the model loaded with other weights",
             )
         except (SavedModelError, ValueError) as exc:
-            tally.add("\n" not in str(exc), f"{what}: a multi-line refusal: {exc}")
+            tally.add("\n" not in str(exc), f"{what}: a multi-line refusal: {exc}", refused=True)
         # 2. resuming: intact state (the newest or an older checkpoint), or a clear refusal
         try:
             with RunSession({**cfg, "output_dir": str(out)}, recipe="toy", verbose=False) as run:
@@ -263,7 +265,7 @@ def damage_trials(
                 f"{what}: resumed from damaged state",
             )
         except (RunFolderError, CheckpointCorruptError) as exc:
-            tally.add("\n" not in str(exc), f"{what}: a multi-line refusal: {exc}")
+            tally.add("\n" not in str(exc), f"{what}: a multi-line refusal: {exc}", refused=True)
     return tally
 
 
@@ -303,14 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "crash": {"tried": crashes.tried, "survived": crashes.survived, "lost": crashes.lost},
         "kill": {"tried": kills.tried, "survived": kills.survived, "lost": kills.lost},
-        "damage": {"tried": damages.tried, "survived": damages.survived, "lost": damages.lost},
+        "damage": {
+            "tried": damages.tried,
+            "survived": damages.survived,
+            "refused": damages.refused,
+            "lost": damages.lost,
+        },
     }
     print(json.dumps(report, indent=2))
     lost = len(crashes.lost) + len(kills.lost) + len(damages.lost)
     print(
         f"fault_injection: crashes {crashes.survived}/{crashes.tried} and kills "
         f"{kills.survived}/{kills.tried} resumed to the uninterrupted result; damaged-file checks "
-        f"{damages.survived}/{damages.tried} noticed or harmless; data lost: {lost}"
+        f"{damages.survived}/{damages.tried} noticed or harmless ({damages.refused} refused in one "
+        f"line, the rest loaded intact data); data lost: {lost}"
     )
     return 1 if lost else 0
 

@@ -487,6 +487,7 @@ class RunSession:
         if self.ctx.is_main:
             write_metrics_json(self.dir / "metrics.json", metrics)
             self._write_record("finished", train_seconds=self.train_seconds)
+        if self.verbose:
             if summary:
                 print(f"{self.recipe}: {summary}")
             print(f"{self.recipe}: wrote {self.dir}/")
