@@ -27,6 +27,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- package lists with English descriptions: the text plugin's embedded corpus -------------
+# `seqae data text` reads Debian's Translation-en index files; fetch them if they are missing.
+if ! ls /var/lib/apt/lists/*_i18n_Translation-en* >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: fetching Debian's package lists with English descriptions"
+  $SUDO apt-get update -qq -o Acquire::Languages=en
+fi
+
 # --- virtual environment and the package ------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$PYTHON" --version)"

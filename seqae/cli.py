@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=_cmd_run)
 
+    # `seqae data NAME`: each plugin adds the builder of its embedded dataset
+    builders = registry.names("data_builder")
+    if builders:
+        p_data = sub.add_parser("data", help="build an embedded dataset (offline)")
+        data_sub = p_data.add_subparsers(dest="data_command", required=True)
+        for name in builders:
+            registry.get("data_builder", name)(data_sub)
+
     for name in registry.names("cli"):
         registry.get("cli", name)(sub)
     return parser

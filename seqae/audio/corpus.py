@@ -955,17 +955,15 @@ def _cmd_speech(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``seqae data speech`` to an argparse subparsers object.
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``seqae data speech`` under ``seqae data``.
 
-    The ``cli`` component of the registry: the ``speech`` parser has a ``func`` default that
-    takes the parsed arguments and returns an exit status.
+    The ``data_builder`` component of the registry: the ``speech`` parser has a ``func``
+    default that takes the parsed arguments and returns an exit status.
 
     Args:
-        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+        sub: The subparsers object of the ``seqae data`` command.
     """
-    parser = subparsers.add_parser("data", help="build embedded datasets")
-    sub = parser.add_subparsers(dest="data_command", required=True)
     speech = sub.add_parser(
         "speech", help="synthesise the parallel multi-speaker speech corpus (offline)"
     )
@@ -984,4 +982,4 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     speech.add_argument("--list", action="store_true", help="list the speakers and exit")
     speech.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     speech.set_defaults(func=_cmd_speech)
-    return parser
+    return speech

@@ -34,7 +34,7 @@ def register(registry: Any) -> None:
     vocoder = neural_vocoder.ISTFTVocoder
     registry.register(SAVED_MODEL_KIND, vocoder.model_type, vocoder)
     registry.register("dataset", "speech", dataset.SpeechCorpus)
-    registry.register("cli", "data", corpus.add_parser)
+    registry.register("data_builder", "speech", corpus.add_parser)
     registry.register("cli", "convert", convert.add_parser)
     registry.register("cli", "vc-eval", evaluate.add_parser)
     registry.register("cli", "vc-compare", evaluate.add_compare_parser)
