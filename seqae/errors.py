@@ -27,4 +27,3 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from seqae.files import OutputOverwritesInputError
 
     return (UsageError, ConfigError, SavedModelError, OutputOverwritesInputError)
-

@@ -17,7 +17,7 @@ __all__ = ["EXTRAS", "MissingExtraError", "missing_modules", "require_extra"]
 #: extra -> the modules it provides (import names). Kept in step with pyproject.toml.
 EXTRAS: dict[str, tuple[str, ...]] = {
     "audio": ("torchaudio", "soundfile", "resemblyzer", "pocketsphinx"),
-    "text": ("transformers", "tokenizers", "gymnasium", "stable_baselines3"),
+    "text": ("transformers", "tokenizers", "gymnasium", "stable_baselines3", "rouge_score"),
     "tree": (),
     "demo": ("gradio",),
 }

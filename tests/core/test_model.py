@@ -86,9 +86,7 @@ def test_weights_from_another_model_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a" / "model.safetensors").write_bytes(
         (tmp_path / "b" / "model.safetensors").read_bytes()
     )
-    with pytest.raises(
-        ValueError, match=r"config.json does not match the weights saved with it"
-    ):
+    with pytest.raises(ValueError, match=r"config.json does not match the weights saved with it"):
         Autoencoder.from_pretrained(tmp_path / "a")
 
 

@@ -95,9 +95,7 @@ def test_files_written_together_share_one_directory_sync(tmp_path, monkeypatch) 
     import seqae.files as files_module
 
     real = files_module._fsync_dir
-    monkeypatch.setattr(
-        files_module, "_fsync_dir", lambda d: (synced_dirs.append(str(d)), real(d))
-    )
+    monkeypatch.setattr(files_module, "_fsync_dir", lambda d: (synced_dirs.append(str(d)), real(d)))
     atomic_write_text(tmp_path / "a.txt", "a", sync_dir=False)
     assert synced_dirs == [] and (tmp_path / "a.txt").read_text() == "a"
     model = Autoencoder.stacked([6, 4, 2])

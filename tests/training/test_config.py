@@ -185,7 +185,9 @@ def test_an_overlay_states_only_what_differs(tmp_path) -> None:
 def test_an_overlay_may_not_add_keys_or_change_types(tmp_path) -> None:
     (tmp_path / "full.yaml").write_text("train:\n  epochs: 10\n  lr: 1.0e-3\n")
     (tmp_path / "typo.yaml").write_text("base: full\ntrain:\n  epoch: 2\n")
-    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'. Did you mean 'train.epochs'"):
+    with pytest.raises(
+        ConfigError, match="unknown config key 'train.epoch'. Did you mean 'train.epochs'"
+    ):
         load_config(tmp_path / "typo.yaml")
     (tmp_path / "typed.yaml").write_text("base: full\ntrain:\n  lr: fast\n")
     with pytest.raises(ConfigError, match="typed.yaml \\(an overlay of full.yaml\\)"):

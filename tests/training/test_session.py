@@ -148,9 +148,11 @@ def test_a_damaged_newest_checkpoint_falls_back_and_is_named(tmp_path: Path, cap
     # every checkpoint damaged: one line saying so, and how to start again
     for path in (tmp_path / "checkpoints").glob("step_*.pt"):
         path.write_bytes(b"garbage")
-    with RunSession(_with(_cfg(tmp_path), resume=True), recipe="r", verbose=False) as run:
-        with pytest.raises(RunFolderError, match="no older checkpoint is intact.*overwrite=true"):
-            run.resume(model=nn.Linear(3, 2))
+    with (
+        RunSession(_with(_cfg(tmp_path), resume=True), recipe="r", verbose=False) as run,
+        pytest.raises(RunFolderError, match="no older checkpoint is intact.*overwrite=true"),
+    ):
+        run.resume(model=nn.Linear(3, 2))
 
 
 def test_tracked_state_and_training_time_survive_a_resume(tmp_path: Path) -> None:
