@@ -97,7 +97,9 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path) -> None:
     out = tmp_path / "run"
     first = subprocess.Popen(
         [sys.executable, "-m", "seqae.cli", "run", "vae_digits", f"output_dir={out}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )  # fmt: skip  (the full config: minutes, killed below)
     try:
         for _ in range(600):  # the run holds its folder once run.json exists

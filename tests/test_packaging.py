@@ -38,8 +38,11 @@ def test_every_plugin_extra_is_declared_and_all_names_them() -> None:
 def test_a_missing_extra_names_the_extra_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "soundfile", None)  # as if soundfile were not installed
     assert missing_modules("audio") == ("soundfile",)
-    with pytest.raises(MissingExtraError, match=r"the audio plugin needs seqae's 'audio' extra "
-                       r"\(soundfile not installed\): pip install 'seqae\[audio\]'"):
+    with pytest.raises(
+        MissingExtraError,
+        match=r"the audio plugin needs seqae's 'audio' extra "
+        r"\(soundfile not installed\): pip install 'seqae\[audio\]'",
+    ):
         require_extra("audio", feature="the audio plugin")
     require_extra("tree", feature="the tree plugin")  # nothing to miss
 
@@ -95,9 +98,7 @@ def test_the_built_wheel_lists_and_runs_a_tiny_recipe(tmp_path) -> None:
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]
     # the dependencies come from this environment; seqae itself only from the wheel
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SEQAE_RECIPES_DIR")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SEQAE_RECIPES_DIR")}
     env["PYTHONPATH"] = str(site)
     work = tmp_path / "elsewhere"
     work.mkdir()
