@@ -24,10 +24,8 @@ loads through ``seqae.load_pretrained``:
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar, Self
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -36,11 +34,7 @@ from seqae.core.binary import BinaryBottleneck
 from seqae.core.nets import MLP
 from seqae.core.onehot import OneHotBottleneck
 from seqae.core.saving import (
-    CONFIG_NAME,
-    SavedModelError,
-    load_weights_strict,
-    read_model_config,
-    save_model_files,
+    SavedByConfig,
 )
 
 __all__ = ["OneHotClassifier", "BitAutoencoder"]
@@ -57,48 +51,7 @@ def _check_sizes(who: str, in_dim: int, hidden: Sequence[int], style_dim: int) -
     return hidden
 
 
-class _SavedByConfig:
-    """``from_config``, ``save_pretrained`` and ``from_pretrained`` for a module whose
-    constructor takes its ``config`` property as keyword arguments."""
-
-    model_type: ClassVar[str]
-    config: Mapping[str, Any]
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Self:
-        """Build from ``config`` (or a registry spec ``{"name": ..., **config}``)."""
-        options = dict(config or {}, **kwargs)
-        options.pop("name", None)  # a registry spec names the model
-        return cls(**options)
-
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        assert isinstance(self, nn.Module)
-        return save_model_files(self, directory, model_type=self.model_type, config=self.config)
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike[str], *, map_location: Any = "cpu"
-    ) -> Self:
-        """Rebuild a model saved by :meth:`save_pretrained`.
-
-        Raises:
-            SavedModelError: The folder is missing, damaged, holds another kind of model, or
-                weights that do not fit its config.
-        """
-        saved = read_model_config(directory, expected=(cls.model_type,))
-        try:
-            model = cls.from_config(saved.config)
-        except (TypeError, ValueError) as exc:
-            raise SavedModelError(
-                f"{saved.directory / CONFIG_NAME}: cannot build a {cls.model_type} from it: {exc}"
-            ) from None
-        assert isinstance(model, nn.Module)
-        load_weights_strict(model, saved.weights_path, map_location=map_location)
-        return model.to(map_location)
-
-
-class OneHotClassifier(_SavedByConfig, nn.Module):
+class OneHotClassifier(SavedByConfig, nn.Module):
     """Encoder -> one-hot code (+ continuous style code) -> decoder; the code is the class.
 
     Args:
@@ -179,7 +132,7 @@ class OneHotClassifier(_SavedByConfig, nn.Module):
             self.train(was)
         return self.decoder(torch.cat([torch.eye(k, device=device), style], dim=1))
 
-    # -- saving and loading (from_config, save_pretrained, from_pretrained: _SavedByConfig) ---
+    # -- saving and loading (from_config, save_pretrained, from_pretrained: SavedByConfig) ---
     @property
     def config(self) -> dict[str, Any]:
         """The constructor's arguments: what :meth:`from_config` takes."""
@@ -192,7 +145,7 @@ class OneHotClassifier(_SavedByConfig, nn.Module):
         }
 
 
-class BitAutoencoder(_SavedByConfig, nn.Module):
+class BitAutoencoder(SavedByConfig, nn.Module):
     """Encoder -> one-bit code (+ continuous style code) -> decoder; the bit splits the data.
 
     Args:
@@ -253,7 +206,7 @@ class BitAutoencoder(_SavedByConfig, nn.Module):
         bits = torch.tensor([[0.0], [1.0]], device=device)
         return self.decoder(torch.cat([bits, torch.zeros(2, self.style_dim, device=device)], 1))
 
-    # -- saving and loading (from_config, save_pretrained, from_pretrained: _SavedByConfig) ---
+    # -- saving and loading (from_config, save_pretrained, from_pretrained: SavedByConfig) ---
     @property
     def config(self) -> dict[str, Any]:
         """The constructor's arguments: what :meth:`from_config` takes."""

@@ -29,7 +29,7 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +54,7 @@ __all__ = [
     "config_checksum",
     "load_state_dict_strict",
     "load_pretrained",
+    "SavedByConfig",
 ]
 
 CONFIG_NAME = "config.json"
@@ -355,3 +356,48 @@ def load_pretrained(directory: str | os.PathLike[str], *, map_location: Any = "c
             f"loads ({exc})"
         ) from None
     return cls.from_pretrained(saved.directory, map_location=map_location)
+
+
+class SavedByConfig:
+    """``from_config``, ``save_pretrained`` and ``from_pretrained`` in the one format, for an
+    ``nn.Module`` whose keyword-only constructor takes its ``config`` property back.
+
+    A model class lists it first (``class MyModel(SavedByConfig, nn.Module)``), defines
+    ``model_type`` and ``config``, and registers itself under the registry kinds ``model``
+    (``MyModel.from_config``) and ``saved_model`` (``MyModel``)."""
+
+    model_type: ClassVar[str]
+    config: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None = None, **kwargs: Any) -> Self:
+        """Build from ``config`` (or a registry spec ``{"name": ..., **config}``)."""
+        options = dict(config or {}, **kwargs)
+        options.pop("name", None)  # a registry spec names the model
+        return cls(**options)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
+        assert isinstance(self, nn.Module)
+        return save_model_files(self, directory, model_type=self.model_type, config=self.config)
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, map_location: Any = "cpu"
+    ) -> Self:
+        """Rebuild a model saved by :meth:`save_pretrained`.
+
+        Raises:
+            SavedModelError: The folder is missing, damaged, holds another kind of model, or
+                weights that do not fit its config.
+        """
+        saved = read_model_config(directory, expected=(cls.model_type,))
+        try:
+            model = cls.from_config(saved.config)
+        except (TypeError, ValueError) as exc:
+            raise SavedModelError(
+                f"{saved.directory / CONFIG_NAME}: cannot build a {cls.model_type} from it: {exc}"
+            ) from None
+        assert isinstance(model, nn.Module)
+        load_weights_strict(model, saved.weights_path, map_location=map_location)
+        return model.to(map_location)

@@ -1,6 +1,8 @@
 """seqae's text plugin, registered through the ``seqae.plugins`` entry point ``text``.
 
-Adds ``seqae data text`` (``data_builder``: the embedded article/summary corpus).
+Adds ``seqae data text`` (``data_builder``: the embedded article/summary corpus) and the
+summary autoencoder's models (``model`` and ``saved_model``: ``summary_generator``,
+``summary_reconstructor``, ``summary_discriminator``).
 """
 
 from __future__ import annotations
@@ -11,5 +13,11 @@ from typing import Any
 def register(registry: Any) -> None:
     """Register the text plugin's components."""
     from seqae.text import corpus
+    from seqae.text.discriminator import PrefixDiscriminator
+    from seqae.text.generator import PointerGenerator
+    from seqae.text.reconstructor import Reconstructor
 
     registry.register("data_builder", "text", corpus.add_parser)
+    for model in (PointerGenerator, Reconstructor, PrefixDiscriminator):
+        registry.register("model", model.model_type, model.from_config)
+        registry.register("saved_model", model.model_type, model)

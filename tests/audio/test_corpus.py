@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -21,7 +20,6 @@ from seqae.audio.corpus import (
     TARGET_DBFS,
     CorpusBuildError,
     MissingToolError,
-    add_parser,
     build_speech_corpus,
     load_sentences,
     normalize_level,
@@ -267,8 +265,9 @@ def test_unusable_output_directory(tmp_path: Path) -> None:
 
 def test_cli_lists_and_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _need("espeak-ng", "flite")
-    parser = argparse.ArgumentParser(prog="seqae")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    from seqae.cli import build_parser
+
+    parser = build_parser()  # `seqae data speech` comes from the registry's data builders
     args = parser.parse_args(["data", "speech", "--preset", "tiny", "--list"])
     assert args.func(args) == 0
     listed = capsys.readouterr().out

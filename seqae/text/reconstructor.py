@@ -1,0 +1,207 @@
+"""The article reconstructor: summary -> article, whose log-likelihood of the true article is the
+generator's reconstruction reward.
+
+The same attentive GRU encoder-decoder as the generator (:mod:`seqae.text.seq2seq`), with a
+copy switch over the *summary*: summaries and articles share the article's extended vocabulary
+(a sampled summary's extended ids name the article's out-of-vocabulary words), so an article
+word the vocabulary lacks can be rebuilt when the summary carries it. An article's
+out-of-vocabulary word that the summary lacks cannot be rebuilt and is scored as ``<unk>``
+(:meth:`Reconstructor.score_targets`). ``copy=False`` gives a plain attention seq2seq over
+the vocabulary (every extended id then reads as ``<unk>``).
+
+    >>> rec = Reconstructor(vocab_size=tok.vocab_size)
+    >>> article = tok.extend_targets(article_words, src.oov_words).extended_ids  # words + </s>
+    >>> summary = gen.sample(src, max_words=20)               # or Summaries(ids, lengths, n)
+    >>> reward = rec.log_likelihood(summary, article)          # (B,) nats, summed over tokens
+    >>> loss = token_cross_entropy(rec(summary, article), rec.score_targets(summary, article),
+    ...                            pad_id=tok.pad_id)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from seqae.core.saving import SavedByConfig
+from seqae.text.seq2seq import (
+    AttentionSeq2Seq,
+    Source,
+    copy_mixture,
+    in_vocab,
+    masked_log,
+)
+
+__all__ = ["Reconstructor"]
+
+
+class Reconstructor(SavedByConfig, nn.Module):
+    """Summary -> article with attention (and copying from the summary).
+
+    Args:
+        vocab_size: The tokenizer's vocabulary size (extended ids start there).
+        emb_dim: Word embedding size (shared by encoder and decoder).
+        hidden: GRU size ``H``.
+        layers: GRU layers of the encoder and of the decoder.
+        dropout: Dropout on embeddings, between GRU layers, and on the output features.
+        copy: Mix in a copy distribution over the summary's words (pointer-generator).
+        pad_id: ``<pad>`` (never generated).
+        unk_id: ``<unk>``.
+        bos_id: ``<s>``, the decoder's first input (never generated).
+        eos_id: ``</s>``, which ends an article.
+    """
+
+    model_type: ClassVar[str] = "summary_reconstructor"
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int = 30_000,
+        emb_dim: int = 128,
+        hidden: int = 256,
+        layers: int = 1,
+        dropout: float = 0.0,
+        copy: bool = True,
+        pad_id: int = 0,
+        unk_id: int = 1,
+        bos_id: int = 2,
+        eos_id: int = 3,
+    ) -> None:
+        super().__init__()
+        ids = {"pad_id": pad_id, "unk_id": unk_id, "bos_id": bos_id, "eos_id": eos_id}
+        if vocab_size <= max(ids.values()) or min(ids.values()) < 0:
+            raise ValueError(f"Reconstructor: special ids {ids} must lie in 0..vocab_size-1")
+        for name, value in (("emb_dim", emb_dim), ("hidden", hidden), ("layers", layers)):
+            if value < 1:
+                raise ValueError(f"Reconstructor: {name} must be >= 1, got {value}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"Reconstructor: dropout must be in [0, 1), got {dropout}")
+        self.vocab_size, self.emb_dim, self.hidden, self.layers = (
+            vocab_size,
+            emb_dim,
+            hidden,
+            layers,
+        )
+        self.dropout, self.copy = dropout, copy
+        self.pad_id, self.unk_id, self.bos_id, self.eos_id = pad_id, unk_id, bos_id, eos_id
+        self.core = AttentionSeq2Seq(
+            vocab_size=vocab_size,
+            emb_dim=emb_dim,
+            hidden=hidden,
+            layers=layers,
+            dropout=dropout,
+            pad_id=pad_id,
+        )
+        self.out = nn.Linear(self.core.features_dim, vocab_size)
+        self.switch = nn.Linear(self.core.features_dim + emb_dim, 1) if copy else None
+        never = torch.zeros(vocab_size, dtype=torch.bool)
+        never[[pad_id, bos_id]] = True
+        self.register_buffer("never", never, persistent=False)  # (V,) tokens never generated
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments: what :meth:`from_config` takes."""
+        return {
+            "vocab_size": self.vocab_size,
+            "emb_dim": self.emb_dim,
+            "hidden": self.hidden,
+            "layers": self.layers,
+            "dropout": self.dropout,
+            "copy": self.copy,
+            "pad_id": self.pad_id,
+            "unk_id": self.unk_id,
+            "bos_id": self.bos_id,
+            "eos_id": self.eos_id,
+        }
+
+    def score_targets(self, summary: Source, article: Tensor) -> Tensor:
+        """The article ids the model is scored on: an extended id becomes ``<unk>`` unless the
+        model can copy it from the summary.
+
+        Args:
+            summary: The summaries (extended ids).
+            article: ``(B, T)`` the articles' extended ids ending with ``</s>``, padded.
+
+        Returns:
+            ``(B, T)`` ids the output distribution covers.
+        """
+        oov = article >= self.vocab_size
+        if self.copy:
+            summary_ids = summary.ids.to(article.device)
+            valid = (
+                torch.arange(summary_ids.shape[1], device=article.device)[None, :]
+                < (summary.lengths.to(article.device)[:, None])
+            )
+            present = (article[:, :, None] == summary_ids[:, None, :]) & valid[:, None, :]
+            oov = oov & ~present.any(dim=-1)  # (B, T)
+        return article.masked_fill(oov, self.unk_id)
+
+    def forward(self, summary: Source, article: Tensor) -> Tensor:
+        """Teacher-forced log-probabilities of the article's next token.
+
+        Args:
+            summary: The summaries (the generator's ``Sampled``/``Decoded``, or
+                :class:`~seqae.text.seq2seq.Summaries`).
+            article: ``(B, T)`` the articles' extended ids *without* ``<s>``, ending with
+                ``</s>``, padded (``extend_targets(article_words, oov_words).extended_ids``).
+
+        Returns:
+            ``(B, T, V + max_oovs)`` log-probabilities (``(B, T, V)`` without copying), floored
+            at ``log(1e-30)``; score them against :meth:`score_targets`.
+        """
+        source = summary.ids.to(article.device)  # (B, S) extended ids
+        memory, state = self.core.encode(
+            in_vocab(source, self.vocab_size, self.unk_id), summary.lengths.to(article.device)
+        )
+        bos = article.new_full((article.shape[0], 1), self.bos_id)
+        inputs = in_vocab(torch.cat([bos, article[:, :-1]], dim=1), self.vocab_size, self.unk_id)
+        steps = []
+        for t in range(article.shape[1]):
+            step = self.core.step(inputs[:, t], state, memory)
+            state = step.state
+            logits = self.out(step.features).masked_fill(self.never, float("-inf"))  # (B, V)
+            probs = torch.softmax(logits, dim=-1)
+            if self.switch is not None:
+                p_gen = torch.sigmoid(self.switch(torch.cat([step.features, step.inputs], -1)))
+                probs = copy_mixture(probs, p_gen, step.attention, source, summary.max_oovs)
+            steps.append(probs)
+        return masked_log(torch.stack(steps, dim=1))  # (B, T, V')
+
+    def _token_log_likelihood(self, summary: Source, article: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, T)`` log p of each article token (0 at padding) and the ``(B, T)`` mask."""
+        targets = self.score_targets(summary, article)
+        log_probs = self(summary, article).gather(-1, targets[..., None]).squeeze(-1)  # (B, T)
+        mask = article != self.pad_id
+        return log_probs.masked_fill(~mask, 0.0), mask
+
+    def log_likelihood(
+        self,
+        summary: Source,
+        article: Tensor,
+        *,
+        reduction: Literal["sum", "mean"] = "sum",
+    ) -> Tensor:
+        """Per-example log-likelihood of the article given the summary (the reward).
+
+        Args:
+            summary: The summaries.
+            article: ``(B, T)`` the articles' extended ids ending with ``</s>``, padded.
+            reduction: ``"sum"`` over the article's tokens (nats per article), or ``"mean"``
+                per token.
+
+        Returns:
+            ``(B,)`` log-likelihoods (with gradient for the reconstructor; detach for a reward).
+        """
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        token_ll, mask = self._token_log_likelihood(summary, article)
+        total = token_ll.sum(dim=1)
+        return total if reduction == "sum" else total / mask.sum(dim=1).clamp(min=1)
+
+    @torch.no_grad()
+    def token_accuracy(self, summary: Source, article: Tensor) -> Tensor:
+        """``(B,)`` fraction of article tokens whose teacher-forced argmax is right."""
+        targets = self.score_targets(summary, article)
+        right = (self(summary, article).argmax(dim=-1) == targets) & (article != self.pad_id)
+        return right.sum(dim=1) / (article != self.pad_id).sum(dim=1).clamp(min=1)
