@@ -1,6 +1,7 @@
 """Evaluation metrics: reconstruction error, log-likelihood, codebook usage, clustering,
-disentanglement, word error rate, bootstrap intervals and Markdown result tables, and speech
-(speaker similarity, ASR transcripts, mel-cepstral distortion).
+disentanglement, word error rate, ROUGE and Lead-N (``rouge``, through ``rouge-score`` from
+the ``text`` extra, imported when first used), bootstrap intervals and Markdown result tables,
+and speech (speaker similarity, ASR transcripts, mel-cepstral distortion).
 
 All run without gradients and accept batches on any device; models are duck-typed (see each
 module's docstring for what it calls).
