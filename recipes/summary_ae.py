@@ -1,0 +1,617 @@
+"""Unsupervised summarization: a sequence-to-sequence-to-sequence autoencoder whose code is a
+readable summary (Wang & Lee 2018, "Learning to encode text as human-readable summaries using
+generative adversarial networks", arXiv 1810.02851).
+
+    seqae run summary_ae                               # full config (see its header)
+    seqae run summary_ae --config summary_ae_tiny      # seconds; what the tests run
+
+A pointer-generator writes a short summary of an article (article -> summary), a reconstructor
+rebuilds the article from the summary (summary -> article), and a discriminator that has read
+human-written summaries (never paired with the articles) judges whether each prefix of the
+summary reads like one. The generator is trained with REINFORCE on the reconstruction reward
+(the reconstructor's per-word log-likelihood of the article), the discriminator's per-word
+rewards (discounted reward-to-go) and a length term, with the greedy summary's reward as the
+self-critical baseline (Rennie et al. 2017). ``adversary.weight: 0`` is the ablation without a
+discriminator (the summary then need not be readable).
+
+Stages (each warm start is a ``run.part``, reused on ``resume=true``):
+
+1. ``tokenizer``: a word tokenizer trained on the training articles and training summaries only.
+2. ``warm_generator``: the generator learns on pseudo pairs made from unpaired articles
+   (:func:`pseudo_pair`): its input is the article cut into phrases of ``pseudo.phrase_words``
+   words whose order is shuffled, its target the words a random mask keeps (each with
+   probability ``1 - pseudo.drop``) in the article's order, cut to ``data.max_summary_words``.
+   So it learns to pick words anywhere in the article and write them in the article's order.
+3. ``warm_reconstructor``: the reconstructor learns to rebuild articles from the warm
+   generator's greedy summaries.
+4. ``warm_discriminator``: real training summaries against the warm generator's samples.
+5. Adversarial training, checkpointed (all three models in one ``nn.ModuleDict``, one Adam with
+   a parameter group per model): every step samples summaries, rewards them, and updates the
+   generator (policy gradient with an entropy bonus), the reconstructor (on the samples) and the
+   discriminator (real summaries against the samples). Each step seeds its own randomness from
+   (seed, step), so a resumed run continues exactly as an uninterrupted one.
+6. ``evaluate_step<N>``: greedy summaries of the TEST pairs (at most ``eval.max_words`` words)
+   scored with ROUGE-1/2/L (bootstrap intervals) for the model, the warm-started generator and
+   Lead-N at the model's mean length; the reconstructor's NLL and token accuracy; no model
+   selection (the valid pairs are not used). Writes ``eval_table.md``.
+
+Writes to ``output_dir``: config.yaml, parts/ (tokenizer, warm-started models), checkpoints/,
+models/{generator,reconstructor,discriminator} (final weights, ``seqae.load_pretrained``),
+tb/, eval_table.md and metrics.json. Single process (no torchrun).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from seqae.config import ConfigError
+from seqae.core.losses import token_cross_entropy
+from seqae.files import atomic_write_text
+from seqae.metrics.rouge import corpus_rouge, lead_baseline, rouge_table
+from seqae.text.corpus import PRESETS, build_text_corpus
+from seqae.text.discriminator import PrefixDiscriminator
+from seqae.text.generator import PointerGenerator
+from seqae.text.loaders import TextCorpus, load_text_corpus
+from seqae.text.reconstructor import Reconstructor
+from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
+from seqae.text.tokenizer import UNK, WordTokenizer
+from seqae.training import (
+    RESULT_NEUTRAL_KEYS,
+    MetricLogger,
+    RunSession,
+    check_finite,
+    init_distributed,
+    require_single_process,
+    seed_everything,
+)
+
+NULLABLE_KEYS = ("train.max_minutes", "reward.target_length")
+MODELS = ("generator", "reconstructor", "discriminator")
+
+
+# ---------------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------------
+def validate(cfg: dict[str, Any]) -> None:
+    """Refuse impossible settings before anything is built (one line, ConfigError)."""
+    d, p, w, t, a, e = (
+        cfg["data"],
+        cfg["pseudo"],
+        cfg["warm_start"],
+        cfg["train"],
+        cfg["adversary"],
+        cfg["eval"],
+    )
+    if d["preset"] not in PRESETS:
+        raise ConfigError(f"data.preset must be one of {sorted(PRESETS)}, got {d['preset']!r}")
+    for key in ("max_article_words", "max_summary_words"):
+        if d[key] < 1:
+            raise ConfigError(f"data.{key} must be at least 1, got {d[key]}")
+    if not 0.0 <= p["drop"] < 1.0:
+        raise ConfigError(f"pseudo.drop must be in [0, 1), got {p['drop']}")
+    if p["phrase_words"] < 1:
+        raise ConfigError(f"pseudo.phrase_words must be at least 1, got {p['phrase_words']}")
+    for key in ("generator_steps", "reconstructor_steps", "discriminator_steps", "batch_size"):
+        if w[key] < 0 or (key == "batch_size" and w[key] < 1):
+            raise ConfigError(
+                f"warm_start.{key} must be non-negative (batch_size >= 1), got {w[key]}"
+            )
+    for key in ("steps", "batch_size", "log_every"):
+        if t[key] < 1:
+            raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
+    for key in ("lr", "lr_generator", "lr_reconstructor", "lr_discriminator"):
+        section, name = (w, key) if key == "lr" else (t, key)
+        if section[name] <= 0:
+            where = "warm_start" if key == "lr" else "train"
+            raise ConfigError(f"{where}.{key} must be positive, got {section[name]}")
+    if t["temperature"] <= 0:
+        raise ConfigError(f"train.temperature must be positive, got {t['temperature']}")
+    if a["weight"] < 0:
+        raise ConfigError(f"adversary.weight must be >= 0 (0: no discriminator), got {a['weight']}")
+    if not 0.0 <= a["gamma"] <= 1.0:
+        raise ConfigError(f"adversary.gamma must be in [0, 1], got {a['gamma']}")
+    if a["reward_form"] not in ("centered", "log"):
+        raise ConfigError(
+            f"adversary.reward_form must be centered or log, got {a['reward_form']!r}"
+        )
+    if cfg["reward"]["length_weight"] < 0:
+        raise ConfigError(
+            f"reward.length_weight must be >= 0, got {cfg['reward']['length_weight']}"
+        )
+    if e["max_words"] < 1 or e["n_boot"] < 1 or e["examples"] < 0:
+        raise ConfigError("eval.max_words and eval.n_boot must be >= 1 and eval.examples >= 0")
+
+
+def load_corpus(data_cfg: dict[str, Any]) -> TextCorpus:
+    """The texts: a user's files through the loader's keys, or the embedded corpus under
+    ``data.corpus``, built from this machine's apt descriptions when missing."""
+    corpus = data_cfg.get("corpus")
+    if corpus is not None and not (Path(corpus) / "corpus.json").is_file():
+        print(f"summary_ae: building the {data_cfg['preset']} text corpus into {corpus}")
+        build_text_corpus(corpus, preset=data_cfg["preset"], overwrite=Path(corpus).exists())
+    return load_text_corpus(data_cfg)
+
+
+def words_of(tok: WordTokenizer, texts: Sequence[str], max_words: int) -> list[list[str]]:
+    """Each text's words, cut to ``max_words``."""
+    return [tok.tokenize(text, max_words=max_words).words or [UNK] for text in texts]
+
+
+def pseudo_pair(
+    words: Sequence[str], rng: random.Random, *, drop: float, phrase_words: int, max_words: int
+) -> tuple[list[str], list[str]]:
+    """A pseudo (input, summary) pair from one unpaired article.
+
+    Input: the article cut into consecutive phrases of ``phrase_words`` words, the phrases in a
+    random order. Summary: the words kept by a random mask (each with probability
+    ``1 - drop``; the first word if none is kept), in the article's order, cut to ``max_words``.
+    """
+    keep = [w for w in words if rng.random() >= drop] or list(words[:1])
+    phrases = [list(words[i : i + phrase_words]) for i in range(0, len(words), phrase_words)]
+    rng.shuffle(phrases)
+    return [w for phrase in phrases for w in phrase], keep[:max_words]
+
+
+def build_models(cfg: dict[str, Any], tok: WordTokenizer) -> nn.ModuleDict:
+    """Generator, reconstructor and discriminator for this tokenizer."""
+    ids = {"pad_id": tok.pad_id, "unk_id": tok.unk_id}
+    seq_ids = {**ids, "bos_id": tok.bos_id, "eos_id": tok.eos_id}
+    m = cfg["model"]
+    return nn.ModuleDict(
+        {
+            "generator": PointerGenerator(vocab_size=tok.vocab_size, **seq_ids, **m["generator"]),
+            "reconstructor": Reconstructor(
+                vocab_size=tok.vocab_size, **seq_ids, **m["reconstructor"]
+            ),
+            "discriminator": PrefixDiscriminator(
+                vocab_size=tok.vocab_size, **ids, **m["discriminator"]
+            ),
+        }
+    )
+
+
+def batch_of(items: Sequence[Any], rng: random.Random, size: int) -> list[Any]:
+    """``size`` items drawn without replacement (with replacement when there are fewer)."""
+    return rng.sample(list(items), size) if size <= len(items) else rng.choices(items, k=size)
+
+
+# ---------------------------------------------------------------------------------------------
+# warm start
+# ---------------------------------------------------------------------------------------------
+def train_tokenizer(cfg: dict[str, Any], corpus: TextCorpus, folder: Path) -> dict[str, Any]:
+    """Train the tokenizer on the training articles and summaries only; save it in ``folder``."""
+    tok = WordTokenizer.train(
+        [*corpus.articles, *corpus.summaries],
+        vocab_size=cfg["tokenizer"]["vocab_size"],
+        min_frequency=cfg["tokenizer"]["min_frequency"],
+    )
+    tok.save(folder)
+    return {"vocab_size": tok.vocab_size, "texts": len(corpus.articles) + len(corpus.summaries)}
+
+
+def warm_generator(
+    cfg: dict[str, Any], tok: WordTokenizer, articles: list[list[str]], folder: Path
+) -> dict[str, Any]:
+    """Teacher-forced training of the generator on pseudo pairs (:func:`pseudo_pair`)."""
+    torch.manual_seed(cfg["seed"] + 1)
+    rng = random.Random(cfg["seed"] + 1)
+    w, p = cfg["warm_start"], cfg["pseudo"]
+    gen = build_models(cfg, tok)["generator"].train()
+    optimizer = torch.optim.Adam(gen.parameters(), lr=w["lr"])
+    loss = torch.zeros(())
+    for _ in range(w["generator_steps"]):
+        pairs = [
+            pseudo_pair(
+                words,
+                rng,
+                drop=p["drop"],
+                phrase_words=p["phrase_words"],
+                max_words=cfg["data"]["max_summary_words"],
+            )
+            for words in batch_of(articles, rng, w["batch_size"])
+        ]
+        src = tok.extend_batch([source for source, _ in pairs])
+        tgt = tok.extend_targets([target for _, target in pairs], src.oov_words).extended_ids
+        loss = token_cross_entropy(gen(src, tgt), tgt, pad_id=tok.pad_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(gen.parameters(), cfg["train"]["grad_clip"])
+        optimizer.step()
+    gen.save_pretrained(folder)
+    return {"steps": w["generator_steps"], "final_loss": float(loss.detach())}
+
+
+def warm_reconstructor(
+    cfg: dict[str, Any],
+    tok: WordTokenizer,
+    articles: list[list[str]],
+    generator_dir: Path,
+    folder: Path,
+) -> dict[str, Any]:
+    """Teacher-forced training of the reconstructor on the warm generator's greedy summaries."""
+    torch.manual_seed(cfg["seed"] + 2)
+    rng = random.Random(cfg["seed"] + 2)
+    w = cfg["warm_start"]
+    gen = PointerGenerator.from_pretrained(generator_dir).eval()
+    rec = build_models(cfg, tok)["reconstructor"].train()
+    optimizer = torch.optim.Adam(rec.parameters(), lr=w["lr"])
+    loss = torch.zeros(())
+    for _ in range(w["reconstructor_steps"]):
+        words = batch_of(articles, rng, w["batch_size"])
+        src = tok.extend_batch(words)
+        article = tok.extend_targets(words, src.oov_words).extended_ids
+        summary = gen.greedy(src, max_words=cfg["data"]["max_summary_words"])
+        loss = token_cross_entropy(
+            rec(summary, article), rec.score_targets(summary, article), pad_id=tok.pad_id
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(rec.parameters(), cfg["train"]["grad_clip"])
+        optimizer.step()
+    rec.save_pretrained(folder)
+    return {"steps": w["reconstructor_steps"], "final_loss": float(loss.detach())}
+
+
+def real_summaries(tok: WordTokenizer, words: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Human-written summaries as ``(ids, lengths)``, ending with ``</s>`` like the samples."""
+    batch = tok.extend_targets(words, [[] for _ in words])
+    return batch.extended_ids, batch.lengths
+
+
+def warm_discriminator(
+    cfg: dict[str, Any],
+    tok: WordTokenizer,
+    articles: list[list[str]],
+    summaries: list[list[str]],
+    generator_dir: Path,
+    folder: Path,
+) -> dict[str, Any]:
+    """The discriminator on real training summaries against the warm generator's samples."""
+    torch.manual_seed(cfg["seed"] + 3)
+    rng = random.Random(cfg["seed"] + 3)
+    w = cfg["warm_start"]
+    gen = PointerGenerator.from_pretrained(generator_dir).eval()
+    disc = build_models(cfg, tok)["discriminator"].train()
+    optimizer = torch.optim.Adam(disc.parameters(), lr=w["lr"])
+    loss, accuracy = torch.zeros(()), float("nan")
+    for _ in range(w["discriminator_steps"]):
+        real_ids, real_lengths = real_summaries(tok, batch_of(summaries, rng, w["batch_size"]))
+        with torch.no_grad():
+            fake = gen.sample(
+                tok.extend_batch(batch_of(articles, rng, w["batch_size"])),
+                max_words=cfg["data"]["max_summary_words"],
+            )
+        loss = disc.loss(real_ids, real_lengths, fake.ids, fake.lengths)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(disc.parameters(), cfg["train"]["grad_clip"])
+        optimizer.step()
+        accuracy = disc.accuracy(real_ids, real_lengths, fake.ids, fake.lengths)
+    disc.save_pretrained(folder)
+    return {
+        "steps": w["discriminator_steps"],
+        "final_loss": float(loss.detach()),
+        "accuracy": accuracy,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# adversarial training
+# ---------------------------------------------------------------------------------------------
+def adversarial_step(
+    cfg: dict[str, Any],
+    tok: WordTokenizer,
+    models: nn.ModuleDict,
+    optimizer: torch.optim.Optimizer,
+    reward: SummaryReward,
+    article_words: list[list[str]],
+    summary_words: list[list[str]],
+    *,
+    step: int,
+) -> dict[str, float]:
+    """One update of all three models on one batch; returns what to log."""
+    t, a = cfg["train"], cfg["adversary"]
+    gen, rec, disc = (models[name] for name in MODELS)
+    max_words = cfg["data"]["max_summary_words"]
+    src = tok.extend_batch(article_words)
+    article = tok.extend_targets(article_words, src.oov_words).extended_ids
+
+    # sample (with gradient) and the greedy baseline (without)
+    gen.train()
+    sample = gen.sample(src, max_words=max_words, temperature=t["temperature"])
+    gen.eval()
+    greedy = gen.greedy(src, max_words=max_words)
+    gen.train()
+
+    # rewards: reconstruction log-likelihood per article word, discriminator per-word rewards
+    rec.eval()
+    with torch.no_grad():
+        rec_sample = rec.log_likelihood(sample, article, reduction="mean")
+        rec_greedy = rec.log_likelihood(greedy, article, reduction="mean")
+    rec.train()
+    if a["weight"] > 0:
+        d_sample = disc.token_rewards(sample.ids, sample.lengths, form=a["reward_form"])
+        d_greedy = disc.token_rewards(greedy.ids, greedy.lengths, form=a["reward_form"])
+    else:
+        d_sample = torch.zeros_like(sample.log_probs).detach()
+        d_greedy = torch.zeros(greedy.ids.shape, dtype=d_sample.dtype)
+    sampled = reward(rec_sample, d_sample, sample.lengths)
+    baseline = reward(rec_greedy, d_greedy, greedy.lengths)
+    advantage = self_critical_advantage(sampled.returns, baseline.total, mask=sampled.mask)
+    pg_loss = policy_gradient_loss(
+        sample.log_probs,
+        advantage,
+        sampled.mask,
+        entropy=sample.entropy,
+        entropy_weight=t["entropy_weight"],
+    )
+
+    # the reconstructor keeps learning to rebuild articles from the samples
+    rec_loss = token_cross_entropy(
+        rec(sample, article), rec.score_targets(sample, article), pad_id=tok.pad_id
+    )
+    # the discriminator: real training summaries against the samples
+    losses = {"generator_pg": pg_loss, "reconstructor": rec_loss}
+    real_ids, real_lengths = real_summaries(tok, summary_words)
+    if a["weight"] > 0:
+        losses["discriminator"] = disc.loss(real_ids, real_lengths, sample.ids, sample.lengths)
+    check_finite(losses, step=step)
+
+    optimizer.zero_grad(set_to_none=True)
+    sum(losses.values()).backward()
+    for name in MODELS:
+        nn.utils.clip_grad_norm_(models[name].parameters(), t["grad_clip"])
+    optimizer.step()
+
+    logged = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
+    logged |= {f"reward/{k}": float(v.mean()) for k, v in sampled.terms.items()}
+    logged["reward/total"] = float(sampled.total.mean())
+    logged["reward/greedy_total"] = float(baseline.total.mean())
+    logged["reward/advantage"] = float(advantage.sum(1).mean())
+    logged["generator/entropy"] = float(
+        (sample.entropy.detach() * sample.mask).sum() / sample.mask.sum().clamp(min=1)
+    )
+    logged["generator/sample_tokens"] = float(sample.lengths.float().mean())
+    logged["generator/greedy_tokens"] = float(greedy.lengths.float().mean())
+    logged["discriminator/accuracy"] = disc.accuracy(
+        real_ids, real_lengths, sample.ids, sample.lengths
+    )
+    return logged
+
+
+def train(
+    cfg: dict[str, Any],
+    run: RunSession,
+    tok: WordTokenizer,
+    articles: list[list[str]],
+    summaries: list[list[str]],
+    warm_dirs: dict[str, Path],
+) -> dict[str, Any]:
+    """The adversarial loop, checkpointed; saves the final models under ``models/``."""
+    t, a, r = cfg["train"], cfg["adversary"], cfg["reward"]
+    models = nn.ModuleDict(
+        {
+            "generator": PointerGenerator.from_pretrained(warm_dirs["generator"]),
+            "reconstructor": Reconstructor.from_pretrained(warm_dirs["reconstructor"]),
+            "discriminator": PrefixDiscriminator.from_pretrained(warm_dirs["discriminator"]),
+        }
+    )
+    optimizer = torch.optim.Adam(
+        [{"params": models[name].parameters(), "lr": t[f"lr_{name}"]} for name in MODELS]
+    )
+    reward = SummaryReward(
+        reconstruction_weight=r["reconstruction_weight"],
+        discriminator_weight=a["weight"],
+        gamma=a["gamma"],
+        target_length=r["target_length"],
+        length_weight=r["length_weight"],
+    )
+    logger = MetricLogger(run.dir)
+    resumed = run.resume(model=models, optimizer=optimizer)
+    step = resumed.step if resumed else 0
+    logged: dict[str, float] = {}
+    while step < t["steps"]:
+        # every step's randomness comes from (seed, step): a resumed run continues exactly
+        torch.manual_seed(cfg["seed"] * 1_000_003 + step)
+        rng = random.Random(cfg["seed"] * 1_000_003 + step)
+        logged = adversarial_step(
+            cfg,
+            tok,
+            models,
+            optimizer,
+            reward,
+            batch_of(articles, rng, t["batch_size"]),
+            batch_of(summaries, rng, t["batch_size"]),
+            step=step,
+        )
+        step += 1
+        if step % t["log_every"] == 0:
+            logger.scalars(logged, step=step, prefix="train/")
+        out_of_time = run.out_of_time()
+        if run.checkpoint_due(step) or step == t["steps"] or out_of_time:
+            run.save(step, model=models, optimizer=optimizer)
+        if out_of_time:
+            print(f"summary_ae: train.max_minutes={t['max_minutes']} reached at step {step}")
+            break
+    logger.flush()
+    for name in MODELS:
+        models[name].save_pretrained(run.dir / "models" / name)
+    return {
+        "steps": step,
+        "train_seconds": run.train_seconds,
+        "stopped_by_time_budget": run.out_of_time(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------
+@torch.no_grad()
+def summarize(
+    gen: PointerGenerator, tok: WordTokenizer, words: list[list[str]], *, max_words: int, batch: int
+) -> list[str]:
+    """Greedy summaries, as text."""
+    gen.eval()
+    texts = []
+    for i in range(0, len(words), batch):
+        src = tok.extend_batch(words[i : i + batch])
+        out = gen.greedy(src, max_words=max_words)
+        texts += [
+            tok.decode_extended(ids, oov) for ids, oov in zip(out.ids, src.oov_words, strict=True)
+        ]
+    return texts
+
+
+@torch.no_grad()
+def reconstruction_scores(
+    gen: PointerGenerator,
+    rec: Reconstructor,
+    tok: WordTokenizer,
+    words: list[list[str]],
+    *,
+    max_words: int,
+    batch: int,
+) -> dict[str, float]:
+    """The reconstructor's NLL (nats per article token) and token accuracy from the greedy
+    summaries."""
+    gen.eval()
+    rec.eval()
+    nll = tokens = correct = 0.0
+    for i in range(0, len(words), batch):
+        src = tok.extend_batch(words[i : i + batch])
+        article = tok.extend_targets(words[i : i + batch], src.oov_words).extended_ids
+        summary = gen.greedy(src, max_words=max_words)
+        n = (article != tok.pad_id).sum(dim=1)
+        nll -= float(rec.log_likelihood(summary, article).sum())
+        correct += float((rec.token_accuracy(summary, article) * n).sum())
+        tokens += float(n.sum())
+    return {"reconstruction_nll": nll / tokens, "reconstruction_token_accuracy": correct / tokens}
+
+
+def evaluate(
+    cfg: dict[str, Any],
+    run: RunSession,
+    tok: WordTokenizer,
+    corpus: TextCorpus,
+    warm_generator_dir: Path,
+) -> dict[str, Any]:
+    """ROUGE on the test pairs for the model, the warm start and Lead-N; writes eval_table.md."""
+    e = cfg["eval"]
+    if not corpus.test:
+        raise ConfigError("summary_ae: the corpus has no test pairs to evaluate on")
+    articles = [pair.article for pair in corpus.test]
+    references = [pair.summary for pair in corpus.test]
+    words = words_of(tok, articles, cfg["data"]["max_article_words"])
+    gen = PointerGenerator.from_pretrained(run.dir / "models" / "generator")
+    rec = Reconstructor.from_pretrained(run.dir / "models" / "reconstructor")
+    warm = PointerGenerator.from_pretrained(warm_generator_dir)
+    kw = {"max_words": e["max_words"], "batch": e["batch_size"]}
+    outputs = {
+        "model": summarize(gen, tok, words, **kw),
+        "warm start": summarize(warm, tok, words, **kw),
+    }
+    scores = {
+        name: corpus_rouge(references, texts, n_boot=e["n_boot"], seed=cfg["seed"])
+        for name, texts in outputs.items()
+    }
+    lead = lead_baseline(articles, scores["model"].mean_words)
+    scores = {
+        "model": scores["model"],
+        "warm start": scores["warm start"],
+        "Lead-N": corpus_rouge(references, lead, n_boot=e["n_boot"], seed=cfg["seed"]),
+    }
+    outputs["Lead-N"] = lead
+
+    lines = [
+        f"# summary_ae: test ROUGE F1 (%, {len(references)} pairs, bootstrap s.e. and 95% interval)",
+        "",
+        rouge_table(scores, percent=True, digits=1),
+        "",
+        "## Examples",
+    ]
+    for i in range(min(e["examples"], len(references))):
+        lines += [
+            "",
+            f"**Article.** {articles[i]}",
+            "",
+            f"- reference: {references[i]}",
+            f"- Lead-N: {outputs['Lead-N'][i]}",
+            f"- warm start: {outputs['warm start'][i]}",
+            f"- model: {outputs['model'][i]}",
+        ]
+    atomic_write_text(run.dir / "eval_table.md", "\n".join(lines) + "\n")
+
+    keys = {"model": "model", "warm start": "warm_start", "Lead-N": "lead"}
+    metrics: dict[str, Any] = {}
+    for name, result in scores.items():
+        for variant in ("rouge1", "rouge2", "rouge_l"):
+            interval = getattr(result, variant)
+            metrics[f"{keys[name]}_{variant}"] = interval.estimate
+            metrics[f"{keys[name]}_{variant}_interval"] = [interval.low, interval.high]
+        metrics[f"{keys[name]}_mean_words"] = result.mean_words
+    metrics |= reconstruction_scores(gen, rec, tok, words, **kw)
+    metrics["n_test"] = len(references)
+    return metrics
+
+
+def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    validate(cfg)
+    require_single_process("summary_ae")  # DistributedDataParallel training is still to come
+    ctx = init_distributed(device_preference="cpu")
+    seed_everything(cfg["seed"])
+    # resume=true train.steps=N extends the adversarial stage; it leaves the warm starts alone
+    neutral = (*RESULT_NEUTRAL_KEYS, "train.steps")
+    with RunSession(cfg, recipe="summary_ae", ctx=ctx, neutral=neutral) as run:
+        corpus = load_corpus(cfg["data"])
+        tok_dir = run.part_dir("tokenizer")
+        run.part("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir))
+        tok = WordTokenizer.load(tok_dir)
+        articles = words_of(tok, corpus.articles, cfg["data"]["max_article_words"])
+        summaries = words_of(tok, corpus.summaries, cfg["data"]["max_summary_words"])
+
+        dirs = {name: run.part_dir(f"warm_{name}") for name in MODELS}
+        warm = {
+            "generator": run.part(
+                "warm_generator",
+                lambda: warm_generator(cfg, tok, articles, dirs["generator"]),
+            ),
+            "reconstructor": run.part(
+                "warm_reconstructor",
+                lambda: warm_reconstructor(
+                    cfg, tok, articles, dirs["generator"], dirs["reconstructor"]
+                ),
+            ),
+            "discriminator": run.part(
+                "warm_discriminator",
+                lambda: warm_discriminator(
+                    cfg, tok, articles, summaries, dirs["generator"], dirs["discriminator"]
+                ),
+            ),
+        }
+        summary = train(cfg, run, tok, articles, summaries, dirs)
+        metrics = run.part(
+            f"evaluate_step{summary['steps']}",
+            lambda: evaluate(cfg, run, tok, corpus, dirs["generator"]),
+        )
+        metrics = {
+            **metrics,
+            **summary,
+            "vocab_size": tok.vocab_size,
+            "warm_start": warm,
+            "adversary_weight": cfg["adversary"]["weight"],
+        }
+        return run.finish(
+            metrics,
+            summary=(
+                f"test ROUGE-1/2/L F1 {metrics['model_rouge1']:.3f}/{metrics['model_rouge2']:.3f}/"
+                f"{metrics['model_rouge_l']:.3f} (warm start {metrics['warm_start_rouge1']:.3f}, "
+                f"Lead-N {metrics['lead_rouge1']:.3f} R-1) | {metrics['model_mean_words']:.1f} "
+                f"words | reconstruction NLL {metrics['reconstruction_nll']:.2f} nats/token"
+            ),
+        )

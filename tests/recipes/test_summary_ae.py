@@ -1,0 +1,144 @@
+"""The summary autoencoder (issue 19) on its tiny config: outputs, resume, the ablation, bad
+settings. Needs the text extra and this machine's apt English descriptions (Translation-en)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seqae.extras import missing_modules
+
+if missing_modules("text"):
+    pytest.skip("seqae's text extra is not installed", allow_module_level=True)
+
+from seqae import load_pretrained  # noqa: E402
+from seqae.cli import find_recipe, load_recipe, run_recipe  # noqa: E402
+from seqae.config import ConfigError  # noqa: E402
+from seqae.text.corpus import TextCorpusError, build_text_corpus, find_index_files  # noqa: E402
+from seqae.text.discriminator import PrefixDiscriminator  # noqa: E402
+from seqae.text.generator import PointerGenerator  # noqa: E402
+from seqae.text.reconstructor import Reconstructor  # noqa: E402
+from seqae.text.tokenizer import WordTokenizer  # noqa: E402
+from tests.recipes.resume_checks import (  # noqa: E402
+    Interrupted,
+    comparable,
+    interrupt_after_first_part,
+    interrupt_at_call,
+)
+
+TINY = "summary_ae_tiny"
+SYSTEMS = ("model", "warm_start", "lead")
+
+
+@pytest.fixture(scope="module")
+def text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny embedded text corpus, built once for the module from apt's descriptions."""
+    try:
+        find_index_files()
+    except TextCorpusError as exc:
+        pytest.skip(f"no apt English descriptions (Translation-en) here: {exc}")
+    root = tmp_path_factory.mktemp("text") / "corpus"
+    build_text_corpus(root, preset="tiny")
+    return root
+
+
+def _run(out: Path, corpus: Path, *more: str) -> dict:
+    return run_recipe(
+        "summary_ae", config=TINY, overrides=[f"output_dir={out}", f"data.corpus={corpus}", *more]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, text_corpus: Path) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("summary_ae") / "run"
+    return out, _run(out, text_corpus)
+
+
+def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    for system in SYSTEMS:
+        for variant in ("rouge1", "rouge2", "rouge_l"):
+            value = on_disk[f"{system}_{variant}"]
+            low, high = on_disk[f"{system}_{variant}_interval"]
+            assert 0.0 <= low <= value <= high <= 1.0, (system, variant)
+    # Lead-N is cut to the model's mean length
+    assert on_disk["lead_mean_words"] == pytest.approx(on_disk["model_mean_words"], abs=0.5)
+    assert 0 < on_disk["model_mean_words"] <= 8  # eval.max_words
+    assert on_disk["reconstruction_nll"] > 0
+    assert 0.0 <= on_disk["reconstruction_token_accuracy"] <= 1.0
+    assert on_disk["steps"] == 6 and on_disk["n_test"] == 40
+    table = (out / "eval_table.md").read_text()
+    for row in ("| model |", "| warm start |", "| Lead-N |"):
+        assert row in table
+    assert table.count("**Article.**") == 5
+    assert any((out / "tb").iterdir())
+
+
+def test_tokenizer_and_models_reload(tiny_run: tuple[Path, dict]) -> None:
+    out, metrics = tiny_run
+    tok = WordTokenizer.load(out / "parts" / "tokenizer")
+    assert tok.vocab_size == metrics["vocab_size"]
+    kinds = {
+        "generator": PointerGenerator,
+        "reconstructor": Reconstructor,
+        "discriminator": PrefixDiscriminator,
+    }
+    for name, cls in kinds.items():
+        for folder in (out / "models" / name, out / "parts" / f"warm_{name}"):
+            model = load_pretrained(folder)
+            assert isinstance(model, cls), folder
+            assert model.vocab_size == tok.vocab_size
+
+
+def test_config_typo_is_a_config_error(tmp_path: Path, text_corpus: Path) -> None:
+    with pytest.raises(ConfigError, match=r"adversary\.wieght"):
+        _run(tmp_path / "typo", text_corpus, "adversary.wieght=0")
+    with pytest.raises(ConfigError, match="pseudo.drop"):
+        _run(tmp_path / "bad", text_corpus, "pseudo.drop=1.5")
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "bad").exists()
+
+
+def test_interrupted_in_adversarial_loop_then_resumed_matches(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, full = tiny_run
+    recipe = load_recipe(find_recipe("summary_ae"))
+    restore = interrupt_at_call(monkeypatch, recipe, "adversarial_step", call=4)
+    out = tmp_path / "part"
+    with pytest.raises(Interrupted):
+        _run(out, text_corpus)
+    assert not (out / "metrics.json").exists()
+    restore()
+    resumed = _run(out, text_corpus, "resume=true")
+    assert comparable(resumed) == comparable(full)
+
+
+def test_interrupted_between_parts_then_resumed_matches(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, full = tiny_run
+    interrupt_after_first_part(monkeypatch)
+    out = tmp_path / "part"
+    with pytest.raises(Interrupted):
+        _run(out, text_corpus)
+    monkeypatch.undo()
+    assert (out / "parts" / "tokenizer.json").is_file()
+    assert not (out / "parts" / "warm_generator.json").exists()
+    resumed = _run(out, text_corpus, "resume=true")
+    assert comparable(resumed) == comparable(full)
+
+
+def test_no_discriminator_ablation_runs(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path
+) -> None:
+    _, full = tiny_run
+    metrics = _run(tmp_path / "ablation", text_corpus, "adversary.weight=0")
+    assert metrics["adversary_weight"] == 0
+    assert 0.0 <= metrics["model_rouge1"] <= 1.0
+    # the warm start is the same; only the adversarial stage differs
+    assert metrics["warm_start"] == full["warm_start"]
+    assert metrics["warm_start_rouge1"] == full["warm_start_rouge1"]
