@@ -37,7 +37,8 @@ Stages (each warm start is a ``run.part``, reused on ``resume=true``):
 
 Writes to ``output_dir``: config.yaml, parts/ (tokenizer, warm-started models), checkpoints/,
 models/{generator,reconstructor,discriminator} (final weights, ``seqae.load_pretrained``),
-tb/, eval_table.md and metrics.json. Single process (no torchrun).
+model/ (the generator with its tokenizer: what ``seqae summarize --model`` takes), tb/,
+eval_table.md and metrics.json. Single process (no torchrun).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from seqae.text.generator import PointerGenerator
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
 from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
+from seqae.text.summarize import save_summarizer
 from seqae.text.tokenizer import UNK, WordTokenizer
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
@@ -442,6 +444,13 @@ def train(
     logger.flush()
     for name in MODELS:
         models[name].save_pretrained(run.dir / "models" / name)
+    save_summarizer(  # the generator with its tokenizer: `seqae summarize --model run_dir/model`
+        run.dir / "model",
+        models["generator"],
+        tok,
+        max_article_words=cfg["data"]["max_article_words"],
+        max_words=cfg["eval"]["max_words"],
+    )
     return {
         "steps": step,
         "train_seconds": run.train_seconds,

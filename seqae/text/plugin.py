@@ -12,12 +12,13 @@ from typing import Any
 
 def register(registry: Any) -> None:
     """Register the text plugin's components."""
-    from seqae.text import corpus
+    from seqae.text import corpus, summarize
     from seqae.text.discriminator import PrefixDiscriminator
     from seqae.text.generator import PointerGenerator
     from seqae.text.reconstructor import Reconstructor
 
     registry.register("data_builder", "text", corpus.add_parser)
+    registry.register("cli", "summarize", summarize.add_parser)
     for model in (PointerGenerator, Reconstructor, PrefixDiscriminator):
         registry.register("model", model.model_type, model.from_config)
         registry.register("saved_model", model.model_type, model)

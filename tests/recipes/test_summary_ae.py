@@ -14,7 +14,7 @@ if missing_modules("text"):
     pytest.skip("seqae's text extra is not installed", allow_module_level=True)
 
 from seqae import load_pretrained  # noqa: E402
-from seqae.cli import find_recipe, load_recipe, run_recipe  # noqa: E402
+from seqae.cli import find_recipe, load_recipe, main, run_recipe  # noqa: E402
 from seqae.config import ConfigError  # noqa: E402
 from seqae.text.corpus import TextCorpusError, build_text_corpus, find_index_files  # noqa: E402
 from seqae.text.discriminator import PrefixDiscriminator  # noqa: E402
@@ -92,6 +92,39 @@ def test_tokenizer_and_models_reload(tiny_run: tuple[Path, dict]) -> None:
             model = load_pretrained(folder)
             assert isinstance(model, cls), folder
             assert model.vocab_size == tok.vocab_size
+
+
+def test_model_folder_summarizes(
+    tiny_run: tuple[Path, dict],
+    text_corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run's model/ folder is a summarizer: `seqae summarize` on the test pairs writes the
+    recipe's own greedy summaries (eval_table.md's examples), keeping every other key."""
+    out, _ = tiny_run
+    folder = out / "model"
+    assert isinstance(load_pretrained(folder), PointerGenerator)
+    tok = WordTokenizer.load(folder)
+    summaries = tmp_path / "summaries.jsonl"
+    args = ["summarize", "--model", str(folder), "--input", str(text_corpus / "test.jsonl")]
+    assert main([*args, "--out", str(summaries)]) == 0
+    rows = [json.loads(line) for line in (text_corpus / "test.jsonl").read_text().splitlines()]
+    got = [json.loads(line) for line in summaries.read_text(encoding="utf-8").splitlines()]
+    assert len(got) == len(rows) == 40
+    for row, obj in zip(rows, got, strict=True):
+        assert {k: v for k, v in obj.items() if k != "summary"} == {
+            k: v for k, v in row.items() if k != "summary"
+        }
+    table = (out / "eval_table.md").read_text()
+    expected = [
+        line[len("- model: ") :] for line in table.splitlines() if line.startswith("- model: ")
+    ]
+    assert len(expected) == 5
+    assert [obj["summary"] for obj in got[:5]] == expected
+    assert main([*args, "--out", str(summaries), "--beam", "2", "--max-words", "2"]) == 0
+    got = [json.loads(line) for line in summaries.read_text(encoding="utf-8").splitlines()]
+    assert len(got) == 40 and all(len(tok.tokenize(g["summary"]).words) <= 2 for g in got)
 
 
 def test_config_typo_is_a_config_error(tmp_path: Path, text_corpus: Path) -> None:

@@ -1,0 +1,382 @@
+"""``seqae summarize``: summaries of a file of articles with a trained summarizer folder.
+
+A *summarizer folder* holds a :class:`~seqae.text.generator.PointerGenerator`
+(``save_pretrained``: ``config.json`` + ``model.safetensors``) with its
+:class:`~seqae.text.tokenizer.WordTokenizer` saved beside it, and optionally
+``summarizer.json`` giving the limits it was trained with. The ``summary_ae`` recipe writes one
+as ``output_dir/model/`` (:func:`save_summarizer`)::
+
+    seqae summarize --model runs/summary_ae/model --input articles.txt --out summaries.txt
+    cat articles.jsonl | seqae summarize --model DIR --input - --out - --beam 4
+
+Input (``--input FILE`` or ``-`` for standard input, UTF-8):
+
+- *plain text*: one article per line; the output has one summary per line.
+- *JSON Lines*: one object per line with a string ``article``; the output has the same object
+  with ``summary`` added (an input ``summary`` is replaced; every other key is kept, in order).
+  A file is read as JSON Lines when its name ends in ``.jsonl`` or its first non-blank line
+  starts with ``{``.
+
+A blank line (or an empty ``article``) gives an empty summary, and a blank JSON Lines line a
+blank output line, so line ``i`` of the output always answers line ``i`` of the input.
+Articles longer than ``--max-article-words`` words (default: the folder's limit, else
+:data:`DEFAULT_MAX_ARTICLE_WORDS`) are cut to their first words, with one warning line on
+standard error giving how many were cut. Summaries have at most ``--max-words`` words (greedy
+decoding; beam search with ``--beam K`` > 1).
+
+Bad input (a folder that is not a summarizer, bytes that are not UTF-8, a line that is not a
+JSON object, an object without a string ``article``, ``--out`` naming the input) is one line
+``seqae: error: ...`` and exit status 2; nothing is written. A file ``--out`` is written
+atomically (:mod:`seqae.files`); ``-`` writes standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from seqae.errors import UsageError
+
+if TYPE_CHECKING:
+    from seqae.text.generator import PointerGenerator
+    from seqae.text.tokenizer import WordTokenizer
+
+__all__ = [
+    "DEFAULT_MAX_ARTICLE_WORDS",
+    "DEFAULT_MAX_WORDS",
+    "SETTINGS_FILE",
+    "Summarizer",
+    "add_parser",
+    "load_summarizer",
+    "save_summarizer",
+    "summarize_texts",
+]
+
+#: The file of a summarizer folder giving the limits the model was trained with.
+SETTINGS_FILE = "summarizer.json"
+#: Article limit when the folder names none (See et al. 2017 cut articles to 400 words).
+DEFAULT_MAX_ARTICLE_WORDS = 400
+#: Summary limit when the folder names none.
+DEFAULT_MAX_WORDS = 30
+_STDIO = "-"
+_STDIN_NAME = "<stdin>"
+
+
+class Summarizer(NamedTuple):
+    """A loaded summarizer folder."""
+
+    generator: PointerGenerator
+    tokenizer: WordTokenizer
+    #: Articles are cut to this many words.
+    max_article_words: int
+    #: Summaries have at most this many words.
+    max_words: int
+
+
+def save_summarizer(
+    directory: str | os.PathLike[str],
+    generator: PointerGenerator,
+    tokenizer: WordTokenizer,
+    *,
+    max_article_words: int,
+    max_words: int,
+) -> Path:
+    """Write a summarizer folder: the generator, its tokenizer beside it, and the limits.
+
+    Args:
+        directory: The folder (created when missing).
+        generator: The trained generator (``save_pretrained``).
+        tokenizer: Its tokenizer (``WordTokenizer.save``).
+        max_article_words: The article length the generator was trained on.
+        max_words: The default summary length.
+
+    Returns:
+        The folder's path.
+    """
+    from seqae.files import atomic_write_json
+
+    directory = Path(directory)
+    generator.save_pretrained(directory)
+    tokenizer.save(directory)
+    atomic_write_json(
+        directory / SETTINGS_FILE,
+        {"max_article_words": int(max_article_words), "max_words": int(max_words)},
+    )
+    return directory
+
+
+def _not_a_summarizer(directory: Path, why: str) -> UsageError:
+    return UsageError(
+        f"--model {directory} is not a summarizer folder ({why}); expected a summary_generator "
+        "model with its tokenizer beside it, such as a summary_ae run's model/ folder"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
+    """Read a summarizer folder (see the module docstring).
+
+    Args:
+        directory: The folder.
+
+    Raises:
+        UsageError: The folder is missing, holds another kind of model, lacks the tokenizer,
+            or its files do not fit together.
+    """
+    from seqae.core.saving import SavedModelError
+    from seqae.text.generator import PointerGenerator
+    from seqae.text.tokenizer import TokenizerFolderError, WordTokenizer
+
+    directory = Path(directory)
+    try:
+        generator = PointerGenerator.from_pretrained(directory)
+    except SavedModelError as exc:
+        raise _not_a_summarizer(directory, _first_line(exc)) from None
+    try:
+        tokenizer = WordTokenizer.load(directory)
+    except TokenizerFolderError as exc:
+        raise _not_a_summarizer(directory, f"no tokenizer: {_first_line(exc)}") from None
+    if tokenizer.vocab_size != generator.vocab_size:
+        raise _not_a_summarizer(
+            directory,
+            f"its tokenizer has {tokenizer.vocab_size} words but the model "
+            f"{generator.vocab_size}; they are from different runs",
+        )
+    settings: dict[str, Any] = {}
+    path = directory / SETTINGS_FILE
+    if path.is_file():
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _not_a_summarizer(directory, f"{SETTINGS_FILE} is unreadable: {exc}") from None
+    limits = {
+        "max_article_words": settings.get("max_article_words", DEFAULT_MAX_ARTICLE_WORDS),
+        "max_words": settings.get("max_words", DEFAULT_MAX_WORDS),
+    }
+    for key, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _not_a_summarizer(
+                directory, f"{SETTINGS_FILE}: {key} is {value!r}, expected an integer >= 1"
+            )
+    return Summarizer(generator.eval(), tokenizer, **limits)
+
+
+def summarize_texts(
+    summarizer: Summarizer,
+    articles: Sequence[str],
+    *,
+    max_words: int,
+    max_article_words: int,
+    beam: int = 1,
+    batch_size: int = 32,
+) -> tuple[list[str], int]:
+    """Summaries of ``articles``, in order; an empty article gets an empty summary.
+
+    Args:
+        summarizer: The loaded folder.
+        articles: The texts.
+        max_words: At most this many words per summary.
+        max_article_words: Articles are cut to this many words.
+        beam: 1 for greedy decoding, else the beam size.
+        batch_size: Articles per batch.
+
+    Returns:
+        ``(summaries, n_truncated)``: the texts, and how many articles were cut.
+    """
+    import torch
+
+    gen, tok = summarizer.generator, summarizer.tokenizer
+    words = [tok.tokenize(text, max_words=max_article_words) for text in articles]
+    n_truncated = sum(1 for w in words if w.n_truncated)
+    todo = [i for i, w in enumerate(words) if w.words]
+    out = [""] * len(articles)
+    with torch.no_grad():
+        for start in range(0, len(todo), batch_size):
+            rows = todo[start : start + batch_size]
+            src = tok.extend_batch([words[i].words for i in rows])
+            if beam > 1:
+                decoded = gen.beam(src, max_words=max_words, beam_size=beam)
+            else:
+                decoded = gen.greedy(src, max_words=max_words)
+            for row, ids, oov in zip(rows, decoded.ids, src.oov_words, strict=True):
+                out[row] = tok.decode_extended(ids, oov)
+    return out, n_truncated
+
+
+# -- reading and writing ---------------------------------------------------------------------
+
+
+def _decode(data: bytes, name: str) -> list[str]:
+    """The lines of UTF-8 ``data`` (a trailing ``\\r`` dropped); one line naming a bad byte."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(
+            f"--input {name} line {line}: byte 0x{data[exc.start]:02x} at column {column} is not "
+            "UTF-8; expected UTF-8 text"
+        ) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _read_input(source: str) -> tuple[list[str], str]:
+    """``(lines, name)`` of ``--input`` (``-``: standard input)."""
+    if source == _STDIO:
+        stream = sys.stdin
+        buffer = getattr(stream, "buffer", None)
+        data = buffer.read() if buffer is not None else stream.read().encode("utf-8")
+        return _decode(data, _STDIN_NAME), _STDIN_NAME
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"--input {path}: no such file; expected a text or JSON Lines file")
+    if path.is_dir():
+        raise UsageError(f"--input {path} is a folder; expected a text or JSON Lines file")
+    return _decode(path.read_bytes(), str(path)), str(path)
+
+
+def _is_jsonl(source: str, lines: Sequence[str]) -> bool:
+    if source != _STDIO and source.lower().endswith(".jsonl"):
+        return True
+    first = next((line for line in lines if line.strip()), "")
+    return first.lstrip().startswith("{")
+
+
+def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]:
+    """One object per line (``None`` for a blank line), each with a string ``article``."""
+    records: list[dict[str, Any] | None] = []
+    expected = 'expected one {"article": "..."} object per line'
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            records.append(None)
+            continue
+        where = f"--input {name} line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not JSON ({exc.msg}); {expected}") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{where}: a JSON {type(obj).__name__}; {expected}")
+        if "article" not in obj:
+            raise UsageError(f"{where}: no 'article' key; {expected}")
+        if not isinstance(obj["article"], str):
+            raise UsageError(
+                f"{where}: 'article' is a JSON {type(obj['article']).__name__}; expected a string"
+            )
+        records.append(obj)
+    return records
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
+def _cmd_summarize(args: argparse.Namespace) -> int:
+    if args.out != _STDIO and args.input != _STDIO:
+        from seqae.files import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(args.out, [args.input], what="--out")
+    if args.out != _STDIO and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a folder; expected a file path or -")
+    summarizer = load_summarizer(args.model)
+    lines, name = _read_input(args.input)
+    records = _parse_jsonl(lines, name) if _is_jsonl(args.input, lines) else None
+    articles = list(lines) if records is None else [r["article"] if r else "" for r in records]
+    limit = args.max_article_words or summarizer.max_article_words
+    summaries, n_truncated = summarize_texts(
+        summarizer,
+        articles,
+        max_words=args.max_words or summarizer.max_words,
+        max_article_words=limit,
+        beam=args.beam,
+        batch_size=args.batch_size,
+    )
+    if n_truncated:
+        print(
+            f"seqae summarize: warning: {n_truncated} of {len(articles)} articles were longer "
+            f"than {limit} words and were cut to their first {limit} (--max-article-words)",
+            file=sys.stderr,
+        )
+    if records is None:
+        out_lines = summaries
+    else:
+        out_lines = [
+            "" if r is None else json.dumps({**r, "summary": s}, ensure_ascii=False)
+            for r, s in zip(records, summaries, strict=True)
+        ]
+    text = "".join(f"{line}\n" for line in out_lines)
+    if args.out == _STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from seqae.files import atomic_write_text
+
+        atomic_write_text(args.out, text)
+    return 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``seqae summarize`` to an argparse subparsers object.
+
+    The ``cli`` component of the registry: the parser's ``func`` default takes the parsed
+    arguments and returns the exit status (0 success; bad input raises :class:`UsageError`,
+    which ``seqae`` reports in one line with exit status 2).
+
+    Args:
+        subparsers: The object returned by ``ArgumentParser.add_subparsers``.
+    """
+    parser = subparsers.add_parser(
+        "summarize",
+        help="summarize articles with a trained summarizer folder (summary_ae's model/)",
+        description=(
+            "Summarize one article per line of --input (plain text), or the 'article' of each "
+            "object of a JSON Lines file (.jsonl, or a first line starting with '{'; the output "
+            "keeps every key and adds 'summary'). A blank line gives an empty summary line."
+        ),
+    )
+    parser.add_argument(
+        "--model", required=True, help="summarizer folder: a generator with its tokenizer"
+    )
+    parser.add_argument("--input", required=True, help="articles file, or - for standard input")
+    parser.add_argument(
+        "--out", required=True, help="file to write (atomically), or - for standard output"
+    )
+    parser.add_argument(
+        "--max-words",
+        type=_at_least_one,
+        default=None,
+        help=f"most words per summary (default: the folder's, else {DEFAULT_MAX_WORDS})",
+    )
+    parser.add_argument(
+        "--max-article-words",
+        type=_at_least_one,
+        default=None,
+        help="articles are cut to this many words, with one warning giving how many "
+        f"(default: the folder's, else {DEFAULT_MAX_ARTICLE_WORDS})",
+    )
+    parser.add_argument(
+        "--beam", type=_at_least_one, default=1, help="beam size (default 1: greedy decoding)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_at_least_one, default=32, help="articles per batch (default 32)"
+    )
+    parser.set_defaults(func=_cmd_summarize)
+    return parser
