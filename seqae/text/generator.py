@@ -34,6 +34,7 @@ from seqae.text.seq2seq import (
     AttentionSeq2Seq,
     DecoderState,
     Memory,
+    check_settings,
     copy_mixture,
     entropy_of,
     in_vocab,
@@ -110,14 +111,18 @@ class PointerGenerator(SavedByConfig, nn.Module):
         eos_id: int = 3,
     ) -> None:
         super().__init__()
-        ids = {"pad_id": pad_id, "unk_id": unk_id, "bos_id": bos_id, "eos_id": eos_id}
-        if vocab_size <= max(ids.values()) or min(ids.values()) < 0:
-            raise ValueError(f"PointerGenerator: special ids {ids} must lie in 0..vocab_size-1")
-        for name, value in (("emb_dim", emb_dim), ("hidden", hidden), ("layers", layers)):
-            if value < 1:
-                raise ValueError(f"PointerGenerator: {name} must be >= 1, got {value}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"PointerGenerator: dropout must be in [0, 1), got {dropout}")
+        check_settings(
+            "PointerGenerator",
+            vocab_size=vocab_size,
+            emb_dim=emb_dim,
+            hidden=hidden,
+            layers=layers,
+            dropout=dropout,
+            pad_id=pad_id,
+            unk_id=unk_id,
+            bos_id=bos_id,
+            eos_id=eos_id,
+        )
         self.vocab_size, self.emb_dim, self.hidden, self.layers = (
             vocab_size,
             emb_dim,

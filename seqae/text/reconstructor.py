@@ -28,8 +28,10 @@ from seqae.core.saving import SavedByConfig
 from seqae.text.seq2seq import (
     AttentionSeq2Seq,
     Source,
+    check_settings,
     copy_mixture,
     in_vocab,
+    lengths_mask,
     masked_log,
 )
 
@@ -69,14 +71,18 @@ class Reconstructor(SavedByConfig, nn.Module):
         eos_id: int = 3,
     ) -> None:
         super().__init__()
-        ids = {"pad_id": pad_id, "unk_id": unk_id, "bos_id": bos_id, "eos_id": eos_id}
-        if vocab_size <= max(ids.values()) or min(ids.values()) < 0:
-            raise ValueError(f"Reconstructor: special ids {ids} must lie in 0..vocab_size-1")
-        for name, value in (("emb_dim", emb_dim), ("hidden", hidden), ("layers", layers)):
-            if value < 1:
-                raise ValueError(f"Reconstructor: {name} must be >= 1, got {value}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"Reconstructor: dropout must be in [0, 1), got {dropout}")
+        check_settings(
+            "Reconstructor",
+            vocab_size=vocab_size,
+            emb_dim=emb_dim,
+            hidden=hidden,
+            layers=layers,
+            dropout=dropout,
+            pad_id=pad_id,
+            unk_id=unk_id,
+            bos_id=bos_id,
+            eos_id=eos_id,
+        )
         self.vocab_size, self.emb_dim, self.hidden, self.layers = (
             vocab_size,
             emb_dim,
@@ -129,10 +135,7 @@ class Reconstructor(SavedByConfig, nn.Module):
         oov = article >= self.vocab_size
         if self.copy:
             summary_ids = summary.ids.to(article.device)
-            valid = (
-                torch.arange(summary_ids.shape[1], device=article.device)[None, :]
-                < (summary.lengths.to(article.device)[:, None])
-            )
+            valid = lengths_mask(summary.lengths.to(article.device), summary_ids.shape[1])
             present = (article[:, :, None] == summary_ids[:, None, :]) & valid[:, None, :]
             oov = oov & ~present.any(dim=-1)  # (B, T)
         return article.masked_fill(oov, self.unk_id)

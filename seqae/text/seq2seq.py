@@ -105,6 +105,32 @@ class Step(NamedTuple):
     state: DecoderState
 
 
+def check_settings(
+    who: str,
+    *,
+    vocab_size: int,
+    emb_dim: int,
+    hidden: int,
+    layers: int,
+    dropout: float,
+    **special_ids: int,
+) -> None:
+    """Refuse sizes a sequence-to-sequence model cannot be built with (one line naming ``who``).
+
+    Args:
+        who: The model's name, for the message.
+        vocab_size, emb_dim, hidden, layers, dropout: The shared constructor arguments.
+        special_ids: ``pad_id=...``, ``unk_id=...``, ...: each must be a vocabulary id.
+    """
+    if vocab_size <= max(special_ids.values()) or min(special_ids.values()) < 0:
+        raise ValueError(f"{who}: special ids {special_ids} must lie in 0..vocab_size-1")
+    for name, value in (("emb_dim", emb_dim), ("hidden", hidden), ("layers", layers)):
+        if value < 1:
+            raise ValueError(f"{who}: {name} must be >= 1, got {value}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{who}: dropout must be in [0, 1), got {dropout}")
+
+
 def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
     """``(B, max_len)`` True at positions ``< lengths[b]``."""
     return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
