@@ -63,6 +63,7 @@ __all__ = [
     "normalize_gigaword",
     "read_pairs",
     "read_text_lines",
+    "decode_lines",
 ]
 
 #: The token Gigaword's files use for a rare word.
@@ -155,15 +156,25 @@ def _read_lines(path: Path, *, what: str) -> list[str]:
         raise TextDataError(f"{what}: {path}: no such file")
     if path.is_dir():
         raise TextDataError(f"{what}: {path} is a folder; expected a text file")
-    data = path.read_bytes()
+    return decode_lines(path.read_bytes(), where=f"{what}: {path}")
+
+
+def decode_lines(data: bytes, *, where: str) -> list[str]:
+    """The lines of UTF-8 ``data`` (a byte-order mark dropped; a trailing newline ends the last
+    line).
+
+    Raises:
+        TextDataError: A byte is not UTF-8; the message starts with ``where`` and names the
+            line, the column and the byte.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise TextDataError(
-            f"{what}: {path} line {line}: byte 0x{data[exc.start]:02x} at column {column} is "
-            "not UTF-8; expected UTF-8 text"
+            f"{where} line {line}: byte 0x{data[exc.start]:02x} at column {column} is not "
+            "UTF-8; expected UTF-8 text"
         ) from None
     lines = text.split("\n")
     if lines and lines[-1] == "":

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seqae.errors import UsageError
+from seqae.text.loaders import decode_lines
 
 if TYPE_CHECKING:
     from seqae.text.generator import PointerGenerator
@@ -216,19 +217,7 @@ def summarize_texts(
 
 def _decode(data: bytes, name: str) -> list[str]:
     """The lines of UTF-8 ``data`` (a trailing ``\\r`` dropped); one line naming a bad byte."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise UsageError(
-            f"--input {name} line {line}: byte 0x{data[exc.start]:02x} at column {column} is not "
-            "UTF-8; expected UTF-8 text"
-        ) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    return [line.removesuffix("\r") for line in decode_lines(data, where=f"--input {name}")]
 
 
 def _read_input(source: str) -> tuple[list[str], str]:
