@@ -20,14 +20,22 @@ import argparse
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from seqae.errors import UsageError
 
-__all__ = ["main", "recipes_dir", "find_recipe", "find_config", "load_recipe", "run_recipe"]
+__all__ = [
+    "main",
+    "recipes_dir",
+    "find_recipe",
+    "find_config",
+    "load_recipe",
+    "run_recipe",
+    "int_at_least",
+]
 
 #: Keys every recipe run takes though its config need not list them (see RunSession).
 RUN_KEYS = ("overwrite",)
@@ -135,6 +143,26 @@ def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[st
     # rank 0 evaluates alone wait here, within the process group's timeout.
     cleanup(wait=True)
     return result
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type for a plugin command's flags: an integer of at least ``minimum``
+    (``--threads``, ``--pairs``, ``--beam``, ...).
+
+    Args:
+        minimum: The smallest value accepted.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= {minimum}")
+        return value
+
+    return parse
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

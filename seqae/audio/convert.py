@@ -46,7 +46,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,7 @@ from seqae.audio.matching import (
     mel_statistics,
 )
 from seqae.audio.vocoder import GriffinLimVocoder, Vocoder
+from seqae.cli import int_at_least
 
 __all__ = [
     "AudioInput",
@@ -948,25 +949,6 @@ def positive_seconds(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
-
-
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer of at least ``minimum`` (``--threads``, ``--pairs``, ...).
-
-    Args:
-        minimum: The smallest value accepted.
-    """
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= {minimum}")
-        return value
-
-    return parse
 
 
 def _spread_weight_arg(text: str) -> float:

@@ -880,7 +880,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``seqae vc-eval`` (the registry's ``cli`` component)."""
-    from seqae.audio.convert import add_match_stats_argument, add_vocoder_argument, int_at_least
+    from seqae.audio.convert import add_match_stats_argument, add_vocoder_argument
+    from seqae.cli import int_at_least
 
     p = subparsers.add_parser(
         "vc-eval",

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from seqae.cli import int_at_least
 from seqae.errors import UsageError
 from seqae.text.loaders import decode_lines
 
@@ -267,17 +268,6 @@ def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]
     return records
 
 
-def _at_least_one(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
-    return value
-
-
 def _cmd_summarize(args: argparse.Namespace) -> int:
     if args.out != _STDIO and args.input != _STDIO:
         from seqae.files import refuse_overwriting_inputs
@@ -350,22 +340,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-words",
-        type=_at_least_one,
+        type=int_at_least(1),
         default=None,
         help=f"most words per summary (default: the folder's, else {DEFAULT_MAX_WORDS})",
     )
     parser.add_argument(
         "--max-article-words",
-        type=_at_least_one,
+        type=int_at_least(1),
         default=None,
         help="articles are cut to this many words, with one warning giving how many "
         f"(default: the folder's, else {DEFAULT_MAX_ARTICLE_WORDS})",
     )
     parser.add_argument(
-        "--beam", type=_at_least_one, default=1, help="beam size (default 1: greedy decoding)"
+        "--beam", type=int_at_least(1), default=1, help="beam size (default 1: greedy decoding)"
     )
     parser.add_argument(
-        "--batch-size", type=_at_least_one, default=32, help="articles per batch (default 32)"
+        "--batch-size", type=int_at_least(1), default=32, help="articles per batch (default 32)"
     )
     parser.set_defaults(func=_cmd_summarize)
     return parser
