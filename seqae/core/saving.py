@@ -282,12 +282,11 @@ def load_weights_strict(
             do not match the model (each missing, unexpected or mis-shaped one is named).
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
-    try:
-        state = load_file(str(weights_path), device="cpu")
-        with safe_open(str(weights_path), framework="pt") as handle:
+    try:  # one open of the file: its tensors and the checksum written with them
+        with safe_open(str(weights_path), framework="pt", device="cpu") as handle:
             recorded = (handle.metadata() or {}).get(CHECKSUM_KEY)
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError) as exc:
         raise SavedModelError(
             f"{weights_path} is not a readable safetensors file ({exc}); the file is corrupt or "
