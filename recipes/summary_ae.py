@@ -38,7 +38,8 @@ Stages (each warm start is a ``run.part``, reused on ``resume=true``):
 Writes to ``output_dir``: config.yaml, parts/ (tokenizer, warm-started models), checkpoints/,
 models/{generator,reconstructor,discriminator} (final weights, ``seqae.load_pretrained``),
 model/ (the generator with its tokenizer: what ``seqae summarize --model`` takes), tb/,
-eval_table.md and metrics.json. Single process (no torchrun).
+eval_table.md and metrics.json. Runs under torchrun (DistributedDataParallel, the corpus sharded
+by rank); the warm starts and the evaluation are made by rank 0.
 """
 
 from __future__ import annotations
@@ -61,16 +62,20 @@ from seqae.text.generator import PointerGenerator
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
 from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
+from seqae.text.seq2seq import Source, Summaries
 from seqae.text.summarize import save_summarizer
-from seqae.text.tokenizer import UNK, WordTokenizer
+from seqae.text.tokenizer import UNK, ExtendedBatch, WordTokenizer
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
+    DistributedContext,
     MetricLogger,
     RunSession,
+    barrier,
     check_finite,
     init_distributed,
-    require_single_process,
+    progress,
     seed_everything,
+    wrap_model,
 )
 
 NULLABLE_KEYS = ("train.max_minutes", "reward.target_length")
@@ -306,96 +311,142 @@ def warm_discriminator(
 # ---------------------------------------------------------------------------------------------
 # adversarial training
 # ---------------------------------------------------------------------------------------------
-def adversarial_step(
-    cfg: dict[str, Any],
-    tok: WordTokenizer,
-    models: nn.ModuleDict,
-    optimizer: torch.optim.Optimizer,
-    reward: SummaryReward,
-    article_words: list[list[str]],
-    summary_words: list[list[str]],
-    *,
-    step: int,
-) -> dict[str, float]:
-    """One update of all three models on one batch; returns what to log."""
-    t, a = cfg["train"], cfg["adversary"]
-    gen, rec, disc = (models[name] for name in MODELS)
-    max_words = cfg["data"]["max_summary_words"]
-    src = tok.extend_batch(article_words)
-    article = tok.extend_targets(article_words, src.oov_words).extended_ids
+def stack_summaries(first: Source, second: Source) -> Summaries:
+    """Two batches of summaries as one (padded to the longer), to score them in one pass."""
+    width = max(first.ids.shape[1], second.ids.shape[1])
 
-    # sample (with gradient) and the greedy baseline (without)
-    gen.train()
-    sample = gen.sample(src, max_words=max_words, temperature=t["temperature"])
-    gen.eval()
-    greedy = gen.greedy(src, max_words=max_words)
-    gen.train()
+    def padded(ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(ids, (0, width - ids.shape[1]), value=0)
 
-    # rewards: reconstruction log-likelihood per article word, discriminator per-word rewards
-    rec.eval()
-    with torch.no_grad():
-        rec_sample = rec.log_likelihood(sample, article, reduction="mean")
-        rec_greedy = rec.log_likelihood(greedy, article, reduction="mean")
-    rec.train()
-    if a["weight"] > 0:
-        d_sample = disc.token_rewards(sample.ids, sample.lengths, form=a["reward_form"])
-        d_greedy = disc.token_rewards(greedy.ids, greedy.lengths, form=a["reward_form"])
-    else:
-        d_sample = torch.zeros_like(sample.log_probs).detach()
-        d_greedy = torch.zeros(greedy.ids.shape, dtype=d_sample.dtype)
-    sampled = reward(rec_sample, d_sample, sample.lengths)
-    baseline = reward(rec_greedy, d_greedy, greedy.lengths)
-    advantage = self_critical_advantage(sampled.returns, baseline.total, mask=sampled.mask)
-    pg_loss = policy_gradient_loss(
-        sample.log_probs,
-        advantage,
-        sampled.mask,
-        entropy=sample.entropy,
-        entropy_weight=t["entropy_weight"],
+    return Summaries(
+        torch.cat([padded(first.ids), padded(second.ids)]),
+        torch.cat([first.lengths, second.lengths]),
+        max(first.max_oovs, second.max_oovs),
     )
 
-    # the reconstructor keeps learning to rebuild articles from the samples
-    rec_loss = token_cross_entropy(
-        rec(sample, article), rec.score_targets(sample, article), pad_id=tok.pad_id
-    )
-    # the discriminator: real training summaries against the samples
-    losses = {"generator_pg": pg_loss, "reconstructor": rec_loss}
-    real_ids, real_lengths = real_summaries(tok, summary_words)
-    if a["weight"] > 0:
-        losses["discriminator"] = disc.loss(real_ids, real_lengths, sample.ids, sample.lengths)
-    check_finite(losses, step=step)
 
-    optimizer.zero_grad(set_to_none=True)
-    sum(losses.values()).backward()
-    for name in MODELS:
-        nn.utils.clip_grad_norm_(models[name].parameters(), t["grad_clip"])
-    optimizer.step()
+class AdversarialObjective(nn.Module):
+    """One adversarial step's losses for all three models, as one ``forward`` (what
+    DistributedDataParallel wraps, so the three models' gradients are averaged over ranks in
+    one backward pass).
 
-    logged = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
-    logged |= {f"reward/{k}": float(v.mean()) for k, v in sampled.terms.items()}
-    logged["reward/total"] = float(sampled.total.mean())
-    logged["reward/greedy_total"] = float(baseline.total.mean())
-    logged["reward/advantage"] = float(advantage.sum(1).mean())
-    logged["generator/entropy"] = float(
-        (sample.entropy.detach() * sample.mask).sum() / sample.mask.sum().clamp(min=1)
-    )
-    logged["generator/sample_tokens"] = float(sample.lengths.float().mean())
-    logged["generator/greedy_tokens"] = float(greedy.lengths.float().mean())
-    logged["discriminator/accuracy"] = disc.accuracy(
-        real_ids, real_lengths, sample.ids, sample.lengths
-    )
-    return logged
+    The generator samples summaries (with gradient) and writes greedy ones (the self-critical
+    baseline); both are rewarded by the reconstructor's per-word log-likelihood of the
+    article, the discriminator's per-word rewards (discounted) and a length term. The
+    reconstructor learns to rebuild the articles from the samples; the discriminator learns
+    real training summaries against the samples (also when its rewards are off,
+    ``adversary.weight: 0``, so its accuracy shows how far from language the code drifts).
+
+    Args:
+        models: ``generator``, ``reconstructor``, ``discriminator``.
+        reward: Combines the reward terms.
+        pad_id: The tokenizer's padding id.
+        max_words: The longest summary sampled.
+        temperature: Sampling temperature.
+        entropy_weight: Weight of the entropy bonus.
+        adversary_weight: Weight of the discriminator's rewards (0: none).
+        reward_form: ``centered`` or ``log`` (:meth:`PrefixDiscriminator.token_rewards`).
+    """
+
+    def __init__(
+        self,
+        models: nn.ModuleDict,
+        reward: SummaryReward,
+        *,
+        pad_id: int,
+        max_words: int,
+        temperature: float,
+        entropy_weight: float,
+        adversary_weight: float,
+        reward_form: str,
+    ) -> None:
+        super().__init__()
+        self.models = models
+        self.reward = reward
+        self.pad_id, self.max_words, self.temperature = pad_id, max_words, temperature
+        self.entropy_weight, self.adversary_weight = entropy_weight, adversary_weight
+        self.reward_form = reward_form
+
+    def forward(
+        self, src: ExtendedBatch, article: torch.Tensor, real: Summaries
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Each model's loss on one batch (to be summed and back-propagated) and what to log.
+
+        Args:
+            src: The articles (``WordTokenizer.extend_batch``).
+            article: ``(B, T)`` their extended ids ending with ``</s>`` (the reconstruction
+                target).
+            real: Human-written training summaries (``ids``, ``lengths``).
+        """
+        gen, rec, disc = (self.models[name] for name in MODELS)
+        sample = gen.sample(src, max_words=self.max_words, temperature=self.temperature)
+        gen.eval()
+        greedy = gen.greedy(src, max_words=self.max_words)
+        gen.train()
+
+        # rewards: per-word reconstruction log-likelihood, discriminator per-word rewards
+        batch = article.shape[0]
+        rec.eval()
+        with torch.no_grad():
+            both = rec.log_likelihood(
+                stack_summaries(sample, greedy), torch.cat([article, article]), reduction="mean"
+            )
+        rec.train()
+        if self.adversary_weight > 0:
+            d_sample = disc.token_rewards(sample.ids, sample.lengths, form=self.reward_form)
+            d_greedy = disc.token_rewards(greedy.ids, greedy.lengths, form=self.reward_form)
+        else:
+            d_sample = torch.zeros(sample.ids.shape, dtype=sample.log_probs.dtype)
+            d_greedy = torch.zeros(greedy.ids.shape, dtype=sample.log_probs.dtype)
+        sampled = self.reward(both[:batch], d_sample, sample.lengths)
+        baseline = self.reward(both[batch:], d_greedy, greedy.lengths)
+        advantage = self_critical_advantage(sampled.returns, baseline.total, mask=sampled.mask)
+        losses = {
+            "generator_pg": policy_gradient_loss(
+                sample.log_probs,
+                advantage,
+                sampled.mask,
+                entropy=sample.entropy,
+                entropy_weight=self.entropy_weight,
+            ),
+            # the reconstructor keeps learning to rebuild articles from the samples
+            "reconstructor": token_cross_entropy(
+                rec(sample, article), rec.score_targets(sample, article), pad_id=self.pad_id
+            ),
+            # the discriminator: real training summaries against the samples
+            "discriminator": disc.loss(real.ids, real.lengths, sample.ids, sample.lengths),
+        }
+        logged = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
+        logged |= {f"reward/{k}": float(v.mean()) for k, v in sampled.terms.items()}
+        logged["reward/total"] = float(sampled.total.mean())
+        logged["reward/greedy_total"] = float(baseline.total.mean())
+        logged["reward/advantage"] = float(advantage.sum(1).mean())
+        logged["generator/entropy"] = float(
+            (sample.entropy.detach() * sample.mask).sum() / sample.mask.sum().clamp(min=1)
+        )
+        logged["generator/sample_tokens"] = float(sample.lengths.float().mean())
+        logged["generator/greedy_tokens"] = float(greedy.lengths.float().mean())
+        logged["discriminator/accuracy"] = disc.accuracy(
+            real.ids, real.lengths, sample.ids, sample.lengths
+        )
+        return losses, logged
 
 
 def train(
     cfg: dict[str, Any],
     run: RunSession,
+    ctx: DistributedContext,
     tok: WordTokenizer,
     articles: list[list[str]],
     summaries: list[list[str]],
     warm_dirs: dict[str, Path],
 ) -> dict[str, Any]:
-    """The adversarial loop, checkpointed; saves the final models under ``models/``."""
+    """The adversarial loop, checkpointed; rank 0 saves the final models under ``models/``.
+
+    Under torchrun every rank draws its batches from its own shard of the articles and of the
+    summaries (``train.batch_size`` each), and DistributedDataParallel averages the three
+    models' gradients, so every rank keeps the same weights.
+    """
     t, a, r = cfg["train"], cfg["adversary"], cfg["reward"]
     models = nn.ModuleDict(
         {
@@ -414,47 +465,67 @@ def train(
         target_length=r["target_length"],
         length_weight=r["length_weight"],
     )
-    logger = MetricLogger(run.dir)
+    objective = AdversarialObjective(
+        models,
+        reward,
+        pad_id=tok.pad_id,
+        max_words=cfg["data"]["max_summary_words"],
+        temperature=t["temperature"],
+        entropy_weight=t["entropy_weight"],
+        adversary_weight=a["weight"],
+        reward_form=a["reward_form"],
+    )
     resumed = run.resume(model=models, optimizer=optimizer)
     step = resumed.step if resumed else 0
-    logged: dict[str, float] = {}
-    while step < t["steps"]:
-        # every step's randomness comes from (seed, step): a resumed run continues exactly
-        torch.manual_seed(cfg["seed"] * 1_000_003 + step)
-        rng = random.Random(cfg["seed"] * 1_000_003 + step)
-        logged = adversarial_step(
-            cfg,
-            tok,
-            models,
-            optimizer,
-            reward,
-            batch_of(articles, rng, t["batch_size"]),
-            batch_of(summaries, rng, t["batch_size"]),
-            step=step,
-        )
+    ddp = wrap_model(objective, ctx, find_unused_parameters=True)
+    my_articles = articles[ctx.rank :: ctx.world_size]
+    my_summaries = summaries[ctx.rank :: ctx.world_size]
+    logger = MetricLogger(run.dir) if ctx.is_main else None
+    bar = progress(range(step, t["steps"]), desc="summary_ae", enabled=ctx.is_main)
+    models.train()
+    for _ in bar:
+        # every step's randomness comes from (seed, step, rank): a resumed run continues exactly
+        seed = (cfg["seed"] * 1_000_003 + step) * 101 + ctx.rank
+        torch.manual_seed(seed)
+        rng = random.Random(seed)
+        article_words = batch_of(my_articles, rng, t["batch_size"])
+        src = tok.extend_batch(article_words)
+        article = tok.extend_targets(article_words, src.oov_words).extended_ids
+        real = Summaries(*real_summaries(tok, batch_of(my_summaries, rng, t["batch_size"])))
+        losses, logged = ddp(src, article, real)
+        check_finite(losses, step=step)
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        for name in MODELS:
+            nn.utils.clip_grad_norm_(models[name].parameters(), t["grad_clip"])
+        optimizer.step()
         step += 1
-        if step % t["log_every"] == 0:
+        if logger is not None and step % t["log_every"] == 0:
             logger.scalars(logged, step=step, prefix="train/")
         out_of_time = run.out_of_time()
         if run.checkpoint_due(step) or step == t["steps"] or out_of_time:
             run.save(step, model=models, optimizer=optimizer)
         if out_of_time:
-            print(f"summary_ae: train.max_minutes={t['max_minutes']} reached at step {step}")
+            if ctx.is_main:
+                print(f"summary_ae: train.max_minutes={t['max_minutes']} reached at step {step}")
             break
-    logger.flush()
-    for name in MODELS:
-        models[name].save_pretrained(run.dir / "models" / name)
-    save_summarizer(  # the generator with its tokenizer: `seqae summarize --model run_dir/model`
-        run.dir / "model",
-        models["generator"],
-        tok,
-        max_article_words=cfg["data"]["max_article_words"],
-        max_words=cfg["eval"]["max_words"],
-    )
+    if logger is not None:
+        logger.flush()
+    if ctx.is_main:
+        for name in MODELS:
+            models[name].save_pretrained(run.dir / "models" / name)
+        save_summarizer(  # the generator with its tokenizer: `seqae summarize --model run_dir/model`
+            run.dir / "model",
+            models["generator"],
+            tok,
+            max_article_words=cfg["data"]["max_article_words"],
+            max_words=cfg["eval"]["max_words"],
+        )
     return {
         "steps": step,
         "train_seconds": run.train_seconds,
         "stopped_by_time_budget": run.out_of_time(),
+        "world_size": ctx.world_size,
     }
 
 
@@ -571,39 +642,48 @@ def evaluate(
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
     validate(cfg)
-    require_single_process("summary_ae")  # DistributedDataParallel training is still to come
     ctx = init_distributed(device_preference="cpu")
     seed_everything(cfg["seed"])
     # resume=true train.steps=N extends the adversarial stage; it leaves the warm starts alone
     neutral = (*RESULT_NEUTRAL_KEYS, "train.steps")
     with RunSession(cfg, recipe="summary_ae", ctx=ctx, neutral=neutral) as run:
-        corpus = load_corpus(cfg["data"])
+        if ctx.is_main:
+            corpus = load_corpus(cfg["data"])
+        barrier()  # rank 0 builds the corpus when it is missing; the others read it after
+        if not ctx.is_main:
+            corpus = load_text_corpus(cfg["data"])
         tok_dir = run.part_dir("tokenizer")
-        run.part("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir))
+        run.part("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir), main_only=True)
         tok = WordTokenizer.load(tok_dir)
         articles = words_of(tok, corpus.articles, cfg["data"]["max_article_words"])
         summaries = words_of(tok, corpus.summaries, cfg["data"]["max_summary_words"])
 
+        # the warm starts are made once, by rank 0; every rank then loads them
         dirs = {name: run.part_dir(f"warm_{name}") for name in MODELS}
         warm = {
             "generator": run.part(
                 "warm_generator",
                 lambda: warm_generator(cfg, tok, articles, dirs["generator"]),
+                main_only=True,
             ),
             "reconstructor": run.part(
                 "warm_reconstructor",
                 lambda: warm_reconstructor(
                     cfg, tok, articles, dirs["generator"], dirs["reconstructor"]
                 ),
+                main_only=True,
             ),
             "discriminator": run.part(
                 "warm_discriminator",
                 lambda: warm_discriminator(
                     cfg, tok, articles, summaries, dirs["generator"], dirs["discriminator"]
                 ),
+                main_only=True,
             ),
         }
-        summary = train(cfg, run, tok, articles, summaries, dirs)
+        summary = train(cfg, run, ctx, tok, articles, summaries, dirs)
+        if not ctx.is_main:
+            return None
         metrics = run.part(
             f"evaluate_step{summary['steps']}",
             lambda: evaluate(cfg, run, tok, corpus, dirs["generator"]),

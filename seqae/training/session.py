@@ -61,7 +61,7 @@ from seqae.training.checkpoint import (
     CheckpointMismatchError,
     LoadedCheckpoint,
 )
-from seqae.training.distributed import DistributedContext
+from seqae.training.distributed import DistributedContext, barrier
 from seqae.training.logging import write_metrics_json
 
 __all__ = ["RunSession", "RunFolderError", "config_fingerprint", "RESULT_NEUTRAL_KEYS"]
@@ -455,14 +455,30 @@ class RunSession:
         """A folder for a part's files (models, arrays), under ``parts/``."""
         return self.dir / "parts" / name
 
-    def part(self, name: str, compute: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
+    def part(
+        self, name: str, compute: Callable[[], Mapping[str, Any]], *, main_only: bool = False
+    ) -> dict[str, Any]:
         """The result of one part of a multi-part run, computed once.
 
         ``compute()`` returns a JSON-able summary (and may write files under
         :meth:`part_dir`). The summary is written last, atomically, and marks the part done:
         a resumed run reads it back instead of computing it again. Without ``resume=true`` a
         folder never holds parts, so they are always computed.
+
+        Args:
+            name: The part's name (its record is ``parts/<name>.json``).
+            compute: Makes the part and returns its summary.
+            main_only: Under torchrun, rank 0 alone computes the part (e.g. a warm start every
+                rank then loads from :meth:`part_dir`); the other ranks wait for it at a barrier
+                and read its record. Every rank must call it. Without it every rank computes.
         """
+        if main_only and self.ctx.is_distributed:
+            result = self.part(name, compute) if self.ctx.is_main else None
+            barrier()
+            if result is None:
+                marker = self.dir / "parts" / f"{name}.json"
+                result = json.loads(marker.read_text(encoding="utf-8"))
+            return result
         marker = self.dir / "parts" / f"{name}.json"
         if name in self._finished_parts:
             try:

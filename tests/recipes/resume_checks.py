@@ -23,8 +23,10 @@ def interrupt_after_first_part(monkeypatch: pytest.MonkeyPatch) -> None:
     and stored, as a run killed between two parts would stop (``monkeypatch.undo()`` ends it)."""
     real_part = RunSession.part
 
-    def part(self: RunSession, name: str, compute: Callable[[], Mapping[str, Any]]) -> dict:
-        real_part(self, name, compute)
+    def part(
+        self: RunSession, name: str, compute: Callable[[], Mapping[str, Any]], **kwargs: Any
+    ) -> dict:
+        real_part(self, name, compute, **kwargs)
         raise Interrupted(name)
 
     monkeypatch.setattr(RunSession, "part", part)

@@ -4,9 +4,14 @@ settings. Needs the text extra and this machine's apt English descriptions (Tran
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqae.extras import missing_modules
 
@@ -29,6 +34,7 @@ from tests.recipes.resume_checks import (  # noqa: E402
 )
 
 TINY = "summary_ae_tiny"
+REPO = Path(__file__).resolve().parents[2]
 SYSTEMS = ("model", "warm_start", "lead")
 
 
@@ -140,7 +146,8 @@ def test_interrupted_in_adversarial_loop_then_resumed_matches(
 ) -> None:
     _, full = tiny_run
     recipe = load_recipe(find_recipe("summary_ae"))
-    restore = interrupt_at_call(monkeypatch, recipe, "adversarial_step", call=4)
+    # check_finite runs once per adversarial step, before the update: stop in the 4th step
+    restore = interrupt_at_call(monkeypatch, recipe, "check_finite", call=4)
     out = tmp_path / "part"
     with pytest.raises(Interrupted):
         _run(out, text_corpus)
@@ -175,3 +182,35 @@ def test_no_discriminator_ablation_runs(
     # the warm start is the same; only the adversarial stage differs
     assert metrics["warm_start"] == full["warm_start"]
     assert metrics["warm_start_rouge1"] == full["warm_start_rouge1"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path):
+    """Two CPU processes under torchrun: the warm starts are rank 0's (the same as a single
+    process's), then each rank trains on its shard of the corpus under DDP."""
+    _, single = tiny_run
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "seqae.cli", "run", "summary_ae"]
+        + ["--config", TINY, f"output_dir={out}", f"data.corpus={text_corpus}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps"] == single["steps"]
+    assert metrics["warm_start"] == single["warm_start"]
+    assert 0.0 <= metrics["model_rouge1"] <= 1.0
+    # two processes' updates differ from one process's: the adversarial stage did run in DDP
+    generator = PointerGenerator.from_pretrained(out / "models" / "generator")
+    warm = PointerGenerator.from_pretrained(out / "parts" / "warm_generator")
+    moved = any(
+        not torch.equal(a, b)
+        for a, b in zip(generator.state_dict().values(), warm.state_dict().values(), strict=True)
+    )
+    assert moved
