@@ -95,6 +95,8 @@ def validate(cfg: dict[str, Any]) -> None:
         cfg["adversary"],
         cfg["eval"],
     )
+    if cfg["device"] not in ("cpu", "cuda", "auto"):
+        raise ConfigError(f"device must be cpu, cuda or auto, got {cfg['device']!r}")
     if d["preset"] not in PRESETS:
         raise ConfigError(f"data.preset must be one of {sorted(PRESETS)}, got {d['preset']!r}")
     for key in ("max_article_words", "max_summary_words"):
@@ -188,6 +190,27 @@ def batch_of(items: Sequence[Any], rng: random.Random, size: int) -> list[Any]:
     return rng.sample(list(items), size) if size <= len(items) else rng.choices(items, k=size)
 
 
+def encode_articles(
+    tok: WordTokenizer, words: list[list[str]], device: torch.device
+) -> tuple[ExtendedBatch, torch.Tensor]:
+    """Articles as the generator's input (extended ids) and as the reconstructor's target
+    (their extended ids ending with ``</s>``), on ``device``."""
+    src = tok.extend_batch(words)
+    article = tok.extend_targets(words, src.oov_words).extended_ids
+    on = src._replace(
+        ids=src.ids.to(device),
+        extended_ids=src.extended_ids.to(device),
+        lengths=src.lengths.to(device),
+    )
+    return on, article.to(device)
+
+
+def real_summaries(tok: WordTokenizer, words: list[list[str]], device: torch.device) -> Summaries:
+    """Human-written summaries, ending with ``</s>`` like the samples, on ``device``."""
+    batch = tok.extend_targets(words, [[] for _ in words])
+    return Summaries(batch.extended_ids.to(device), batch.lengths.to(device))
+
+
 # ---------------------------------------------------------------------------------------------
 # warm start
 # ---------------------------------------------------------------------------------------------
@@ -203,13 +226,17 @@ def train_tokenizer(cfg: dict[str, Any], corpus: TextCorpus, folder: Path) -> di
 
 
 def warm_generator(
-    cfg: dict[str, Any], tok: WordTokenizer, articles: list[list[str]], folder: Path
+    cfg: dict[str, Any],
+    tok: WordTokenizer,
+    articles: list[list[str]],
+    folder: Path,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Teacher-forced training of the generator on pseudo pairs (:func:`pseudo_pair`)."""
     torch.manual_seed(cfg["seed"] + 1)
     rng = random.Random(cfg["seed"] + 1)
     w, p = cfg["warm_start"], cfg["pseudo"]
-    gen = build_models(cfg, tok)["generator"].train()
+    gen = build_models(cfg, tok)["generator"].to(device).train()
     optimizer = torch.optim.Adam(gen.parameters(), lr=w["lr"])
     loss = torch.zeros(())
     for _ in range(w["generator_steps"]):
@@ -223,8 +250,9 @@ def warm_generator(
             )
             for words in batch_of(articles, rng, w["batch_size"])
         ]
-        src = tok.extend_batch([source for source, _ in pairs])
+        src, _ = encode_articles(tok, [source for source, _ in pairs], device)
         tgt = tok.extend_targets([target for _, target in pairs], src.oov_words).extended_ids
+        tgt = tgt.to(device)
         loss = token_cross_entropy(gen(src, tgt), tgt, pad_id=tok.pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -240,19 +268,18 @@ def warm_reconstructor(
     articles: list[list[str]],
     generator_dir: Path,
     folder: Path,
+    device: torch.device,
 ) -> dict[str, Any]:
     """Teacher-forced training of the reconstructor on the warm generator's greedy summaries."""
     torch.manual_seed(cfg["seed"] + 2)
     rng = random.Random(cfg["seed"] + 2)
     w = cfg["warm_start"]
-    gen = PointerGenerator.from_pretrained(generator_dir).eval()
-    rec = build_models(cfg, tok)["reconstructor"].train()
+    gen = PointerGenerator.from_pretrained(generator_dir).to(device).eval()
+    rec = build_models(cfg, tok)["reconstructor"].to(device).train()
     optimizer = torch.optim.Adam(rec.parameters(), lr=w["lr"])
     loss = torch.zeros(())
     for _ in range(w["reconstructor_steps"]):
-        words = batch_of(articles, rng, w["batch_size"])
-        src = tok.extend_batch(words)
-        article = tok.extend_targets(words, src.oov_words).extended_ids
+        src, article = encode_articles(tok, batch_of(articles, rng, w["batch_size"]), device)
         summary = gen.greedy(src, max_words=cfg["data"]["max_summary_words"])
         loss = token_cross_entropy(
             rec(summary, article), rec.score_targets(summary, article), pad_id=tok.pad_id
@@ -265,12 +292,6 @@ def warm_reconstructor(
     return {"steps": w["reconstructor_steps"], "final_loss": float(loss.detach())}
 
 
-def real_summaries(tok: WordTokenizer, words: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Human-written summaries as ``(ids, lengths)``, ending with ``</s>`` like the samples."""
-    batch = tok.extend_targets(words, [[] for _ in words])
-    return batch.extended_ids, batch.lengths
-
-
 def warm_discriminator(
     cfg: dict[str, Any],
     tok: WordTokenizer,
@@ -278,28 +299,27 @@ def warm_discriminator(
     summaries: list[list[str]],
     generator_dir: Path,
     folder: Path,
+    device: torch.device,
 ) -> dict[str, Any]:
     """The discriminator on real training summaries against the warm generator's samples."""
     torch.manual_seed(cfg["seed"] + 3)
     rng = random.Random(cfg["seed"] + 3)
     w = cfg["warm_start"]
-    gen = PointerGenerator.from_pretrained(generator_dir).eval()
-    disc = build_models(cfg, tok)["discriminator"].train()
+    gen = PointerGenerator.from_pretrained(generator_dir).to(device).eval()
+    disc = build_models(cfg, tok)["discriminator"].to(device).train()
     optimizer = torch.optim.Adam(disc.parameters(), lr=w["lr"])
     loss, accuracy = torch.zeros(()), float("nan")
     for _ in range(w["discriminator_steps"]):
-        real_ids, real_lengths = real_summaries(tok, batch_of(summaries, rng, w["batch_size"]))
+        real = real_summaries(tok, batch_of(summaries, rng, w["batch_size"]), device)
+        src, _ = encode_articles(tok, batch_of(articles, rng, w["batch_size"]), device)
         with torch.no_grad():
-            fake = gen.sample(
-                tok.extend_batch(batch_of(articles, rng, w["batch_size"])),
-                max_words=cfg["data"]["max_summary_words"],
-            )
-        loss = disc.loss(real_ids, real_lengths, fake.ids, fake.lengths)
+            fake = gen.sample(src, max_words=cfg["data"]["max_summary_words"])
+        loss = disc.loss(real.ids, real.lengths, fake.ids, fake.lengths)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(disc.parameters(), cfg["train"]["grad_clip"])
         optimizer.step()
-        accuracy = disc.accuracy(real_ids, real_lengths, fake.ids, fake.lengths)
+        accuracy = disc.accuracy(real.ids, real.lengths, fake.ids, fake.lengths)
     disc.save_pretrained(folder)
     return {
         "steps": w["discriminator_steps"],
@@ -396,8 +416,8 @@ class AdversarialObjective(nn.Module):
             d_sample = disc.token_rewards(sample.ids, sample.lengths, form=self.reward_form)
             d_greedy = disc.token_rewards(greedy.ids, greedy.lengths, form=self.reward_form)
         else:
-            d_sample = torch.zeros(sample.ids.shape, dtype=sample.log_probs.dtype)
-            d_greedy = torch.zeros(greedy.ids.shape, dtype=sample.log_probs.dtype)
+            d_sample = sample.log_probs.new_zeros(sample.ids.shape)
+            d_greedy = sample.log_probs.new_zeros(greedy.ids.shape)
         sampled = self.reward(both[:batch], d_sample, sample.lengths)
         baseline = self.reward(both[batch:], d_greedy, greedy.lengths)
         advantage = self_critical_advantage(sampled.returns, baseline.total, mask=sampled.mask)
@@ -454,7 +474,7 @@ def train(
             "reconstructor": Reconstructor.from_pretrained(warm_dirs["reconstructor"]),
             "discriminator": PrefixDiscriminator.from_pretrained(warm_dirs["discriminator"]),
         }
-    )
+    ).to(ctx.device)
     optimizer = torch.optim.Adam(
         [{"params": models[name].parameters(), "lr": t[f"lr_{name}"]} for name in MODELS]
     )
@@ -488,10 +508,8 @@ def train(
         seed = (cfg["seed"] * 1_000_003 + step) * 101 + ctx.rank
         torch.manual_seed(seed)
         rng = random.Random(seed)
-        article_words = batch_of(my_articles, rng, t["batch_size"])
-        src = tok.extend_batch(article_words)
-        article = tok.extend_targets(article_words, src.oov_words).extended_ids
-        real = Summaries(*real_summaries(tok, batch_of(my_summaries, rng, t["batch_size"])))
+        src, article = encode_articles(tok, batch_of(my_articles, rng, t["batch_size"]), ctx.device)
+        real = real_summaries(tok, batch_of(my_summaries, rng, t["batch_size"]), ctx.device)
         losses, logged = ddp(src, article, real)
         check_finite(losses, step=step)
         optimizer.zero_grad(set_to_none=True)
@@ -642,7 +660,7 @@ def evaluate(
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
     validate(cfg)
-    ctx = init_distributed(device_preference="cpu")
+    ctx = init_distributed(device_preference=cfg["device"])
     seed_everything(cfg["seed"])
     # resume=true train.steps=N extends the adversarial stage; it leaves the warm starts alone
     neutral = (*RESULT_NEUTRAL_KEYS, "train.steps")
@@ -663,20 +681,26 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
         warm = {
             "generator": run.part(
                 "warm_generator",
-                lambda: warm_generator(cfg, tok, articles, dirs["generator"]),
+                lambda: warm_generator(cfg, tok, articles, dirs["generator"], ctx.device),
                 main_only=True,
             ),
             "reconstructor": run.part(
                 "warm_reconstructor",
                 lambda: warm_reconstructor(
-                    cfg, tok, articles, dirs["generator"], dirs["reconstructor"]
+                    cfg, tok, articles, dirs["generator"], dirs["reconstructor"], ctx.device
                 ),
                 main_only=True,
             ),
             "discriminator": run.part(
                 "warm_discriminator",
                 lambda: warm_discriminator(
-                    cfg, tok, articles, summaries, dirs["generator"], dirs["discriminator"]
+                    cfg,
+                    tok,
+                    articles,
+                    summaries,
+                    dirs["generator"],
+                    dirs["discriminator"],
+                    ctx.device,
                 ),
                 main_only=True,
             ),
