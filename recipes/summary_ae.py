@@ -55,10 +55,11 @@ from torch import nn
 from seqae.config import ConfigError
 from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text
-from seqae.metrics.rouge import corpus_rouge, lead_baseline, rouge_table
 from seqae.text.corpus import PRESETS, build_text_corpus
 from seqae.text.discriminator import PrefixDiscriminator
+from seqae.text.evaluation import evaluate_summaries
 from seqae.text.generator import PointerGenerator
+from seqae.text.language_model import SummaryLanguageModel, perplexity, train_language_model
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
 from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
@@ -133,6 +134,12 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"reward.length_weight must be >= 0, got {cfg['reward']['length_weight']}"
         )
+    lm = cfg["language_model"]
+    for key in ("emb_dim", "hidden", "layers", "steps", "batch_size"):
+        if lm[key] < 1:
+            raise ConfigError(f"language_model.{key} must be at least 1, got {lm[key]}")
+    if lm["lr"] <= 0 or not 0.0 <= lm["dropout"] < 1.0:
+        raise ConfigError("language_model.lr must be positive and language_model.dropout in [0, 1)")
     if e["max_words"] < 1 or e["n_boot"] < 1 or e["examples"] < 0:
         raise ConfigError("eval.max_words and eval.n_boot must be >= 1 and eval.examples >= 0")
 
@@ -551,45 +558,48 @@ def train(
 # evaluation
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
-def summarize(
-    gen: PointerGenerator, tok: WordTokenizer, words: list[list[str]], *, max_words: int, batch: int
-) -> list[str]:
-    """Greedy summaries, as text."""
-    gen.eval()
-    texts = []
-    for i in range(0, len(words), batch):
-        src = tok.extend_batch(words[i : i + batch])
-        out = gen.greedy(src, max_words=max_words)
-        texts += [
-            tok.decode_extended(ids, oov) for ids, oov in zip(out.ids, src.oov_words, strict=True)
-        ]
-    return texts
-
-
-@torch.no_grad()
-def reconstruction_scores(
+def greedy_summaries(
     gen: PointerGenerator,
-    rec: Reconstructor,
     tok: WordTokenizer,
     words: list[list[str]],
     *,
     max_words: int,
     batch: int,
-) -> dict[str, float]:
-    """The reconstructor's NLL (nats per article token) and token accuracy from the greedy
-    summaries."""
+    device: torch.device,
+) -> list[str]:
+    """The generator's greedy summaries of ``words`` (articles' words), as text."""
     gen.eval()
-    rec.eval()
-    nll = tokens = correct = 0.0
+    texts = []
     for i in range(0, len(words), batch):
-        src = tok.extend_batch(words[i : i + batch])
-        article = tok.extend_targets(words[i : i + batch], src.oov_words).extended_ids
-        summary = gen.greedy(src, max_words=max_words)
-        n = (article != tok.pad_id).sum(dim=1)
-        nll -= float(rec.log_likelihood(summary, article).sum())
-        correct += float((rec.token_accuracy(summary, article) * n).sum())
-        tokens += float(n.sum())
-    return {"reconstruction_nll": nll / tokens, "reconstruction_token_accuracy": correct / tokens}
+        src, _ = encode_articles(tok, words[i : i + batch], device)
+        out = gen.greedy(src, max_words=max_words)
+        texts += [
+            tok.decode_extended(ids, oov)
+            for ids, oov in zip(out.ids.cpu(), src.oov_words, strict=True)
+        ]
+    return texts
+
+
+def train_reference_lm(
+    cfg: dict[str, Any],
+    tok: WordTokenizer,
+    corpus: TextCorpus,
+    folder: Path,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The held-out language model that judges readability: trained on the real training
+    summaries alone (never against the writer); its perplexity of the validation summaries."""
+    lm_cfg = cfg["language_model"]
+    words = [tok.tokenize(text).words for text in corpus.summaries]
+    lm = train_language_model(
+        tok, [w for w in words if w], seed=cfg["seed"] + 4, device=device, **lm_cfg
+    )
+    lm.save_pretrained(folder)
+    valid = [pair.summary for pair in corpus.valid]
+    return {
+        "steps": lm_cfg["steps"],
+        "valid_perplexity": perplexity(lm, tok, valid) if valid else None,
+    }
 
 
 def evaluate(
@@ -598,64 +608,44 @@ def evaluate(
     tok: WordTokenizer,
     corpus: TextCorpus,
     warm_generator_dir: Path,
+    device: torch.device,
 ) -> dict[str, Any]:
-    """ROUGE on the test pairs for the model, the warm start and Lead-N; writes eval_table.md."""
+    """The model, the warm start and the lead baselines on the TEST pairs, all scored by
+    :func:`seqae.text.evaluation.evaluate_summaries`; writes ``eval_table.md``."""
     e = cfg["eval"]
     if not corpus.test:
         raise ConfigError("summary_ae: the corpus has no test pairs to evaluate on")
     articles = [pair.article for pair in corpus.test]
-    references = [pair.summary for pair in corpus.test]
     words = words_of(tok, articles, cfg["data"]["max_article_words"])
-    gen = PointerGenerator.from_pretrained(run.dir / "models" / "generator")
-    rec = Reconstructor.from_pretrained(run.dir / "models" / "reconstructor")
-    warm = PointerGenerator.from_pretrained(warm_generator_dir)
-    kw = {"max_words": e["max_words"], "batch": e["batch_size"]}
-    outputs = {
-        "model": summarize(gen, tok, words, **kw),
-        "warm start": summarize(warm, tok, words, **kw),
+    kw = {"max_words": e["max_words"], "batch": e["batch_size"], "device": device}
+    systems = {
+        name: greedy_summaries(
+            PointerGenerator.from_pretrained(folder).to(device), tok, words, **kw
+        )
+        for name, folder in (
+            ("model", run.dir / "models" / "generator"),
+            ("warm start", warm_generator_dir),
+        )
     }
-    scores = {
-        name: corpus_rouge(references, texts, n_boot=e["n_boot"], seed=cfg["seed"])
-        for name, texts in outputs.items()
-    }
-    lead = lead_baseline(articles, scores["model"].mean_words)
-    scores = {
-        "model": scores["model"],
-        "warm start": scores["warm start"],
-        "Lead-N": corpus_rouge(references, lead, n_boot=e["n_boot"], seed=cfg["seed"]),
-    }
-    outputs["Lead-N"] = lead
-
-    lines = [
-        f"# summary_ae: test ROUGE F1 (%, {len(references)} pairs, bootstrap s.e. and 95% interval)",
-        "",
-        rouge_table(scores, percent=True, digits=1),
-        "",
-        "## Examples",
-    ]
-    for i in range(min(e["examples"], len(references))):
-        lines += [
-            "",
-            f"**Article.** {articles[i]}",
-            "",
-            f"- reference: {references[i]}",
-            f"- Lead-N: {outputs['Lead-N'][i]}",
-            f"- warm start: {outputs['warm start'][i]}",
-            f"- model: {outputs['model'][i]}",
-        ]
-    atomic_write_text(run.dir / "eval_table.md", "\n".join(lines) + "\n")
-
-    keys = {"model": "model", "warm start": "warm_start", "Lead-N": "lead"}
-    metrics: dict[str, Any] = {}
-    for name, result in scores.items():
-        for variant in ("rouge1", "rouge2", "rouge_l"):
-            interval = getattr(result, variant)
-            metrics[f"{keys[name]}_{variant}"] = interval.estimate
-            metrics[f"{keys[name]}_{variant}_interval"] = [interval.low, interval.high]
-        metrics[f"{keys[name]}_mean_words"] = result.mean_words
-    metrics |= reconstruction_scores(gen, rec, tok, words, **kw)
-    metrics["n_test"] = len(references)
-    return metrics
+    result = evaluate_summaries(
+        articles=articles,
+        references=[pair.summary for pair in corpus.test],
+        systems=systems,
+        primary="model",
+        tokenizer=tok,
+        language_model=SummaryLanguageModel.from_pretrained(run.part_dir("language_model")),
+        summary_vocabulary={w for text in corpus.summaries for w in tok.tokenize(text).words},
+        reconstructor=Reconstructor.from_pretrained(run.dir / "models" / "reconstructor"),
+        max_article_words=cfg["data"]["max_article_words"],
+        n_boot=e["n_boot"],
+        seed=cfg["seed"],
+        examples=e["examples"],
+        batch_size=e["batch_size"],
+        summary_limit=e["max_words"],
+        title=f"summary_ae ({Path(cfg['output_dir']).name}): the test pairs",
+    )
+    atomic_write_text(run.dir / "eval_table.md", result.markdown)
+    return result.metrics
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -708,23 +698,32 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
         summary = train(cfg, run, ctx, tok, articles, summaries, dirs)
         if not ctx.is_main:
             return None
+        lm = run.part(
+            "language_model",
+            lambda: train_reference_lm(
+                cfg, tok, corpus, run.part_dir("language_model"), ctx.device
+            ),
+        )
         metrics = run.part(
             f"evaluate_step{summary['steps']}",
-            lambda: evaluate(cfg, run, tok, corpus, dirs["generator"]),
+            lambda: evaluate(cfg, run, tok, corpus, dirs["generator"], ctx.device),
         )
         metrics = {
             **metrics,
             **summary,
             "vocab_size": tok.vocab_size,
-            "warm_start": warm,
+            "parts": {**warm, "language_model": lm},
             "adversary_weight": cfg["adversary"]["weight"],
         }
-        return run.finish(
-            metrics,
-            summary=(
-                f"test ROUGE-1/2/L F1 {metrics['model_rouge1']:.3f}/{metrics['model_rouge2']:.3f}/"
-                f"{metrics['model_rouge_l']:.3f} (warm start {metrics['warm_start_rouge1']:.3f}, "
-                f"Lead-N {metrics['lead_rouge1']:.3f} R-1) | {metrics['model_mean_words']:.1f} "
-                f"words | reconstruction NLL {metrics['reconstruction_nll']:.2f} nats/token"
-            ),
-        )
+        return run.finish(metrics, summary=summary_line(metrics))
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    """The run's result in one line."""
+    return (
+        f"test ROUGE-1/L F1 {m['model_rouge1']:.3f}/{m['model_rouge_l']:.3f} (warm start "
+        f"{m['warm_start_rouge1']:.3f}/{m['warm_start_rouge_l']:.3f}, Lead-8 "
+        f"{m['lead_8_rouge1']:.3f}/{m['lead_8_rouge_l']:.3f}) | {m['model_mean_words']:.1f} words "
+        f"| perplexity {m['model_perplexity']:.0f} (references {m['reference_perplexity']:.0f}) "
+        f"| reconstruction NLL {m['model_reconstruction_nll']:.2f} nats/token"
+    )

@@ -2,7 +2,7 @@
 
 Adds ``seqae data text`` (``data_builder``: the embedded article/summary corpus) and the
 summary autoencoder's models (``model`` and ``saved_model``: ``summary_generator``,
-``summary_reconstructor``, ``summary_discriminator``).
+``summary_reconstructor``, ``summary_discriminator``, ``summary_lm``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ def register(registry: Any) -> None:
     from seqae.text import corpus, summarize
     from seqae.text.discriminator import PrefixDiscriminator
     from seqae.text.generator import PointerGenerator
+    from seqae.text.language_model import SummaryLanguageModel
     from seqae.text.reconstructor import Reconstructor
 
     registry.register("data_builder", "text", corpus.add_parser)
     registry.register("cli", "summarize", summarize.add_parser)
-    for model in (PointerGenerator, Reconstructor, PrefixDiscriminator):
+    for model in (PointerGenerator, Reconstructor, PrefixDiscriminator, SummaryLanguageModel):
         registry.register("model", model.model_type, model.from_config)
         registry.register("saved_model", model.model_type, model)

@@ -35,7 +35,7 @@ from tests.recipes.resume_checks import (  # noqa: E402
 
 TINY = "summary_ae_tiny"
 REPO = Path(__file__).resolve().parents[2]
-SYSTEMS = ("model", "warm_start", "lead")
+SYSTEMS = ("model", "warm_start", "lead_8", "lead_n")
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +72,18 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
             low, high = on_disk[f"{system}_{variant}_interval"]
             assert 0.0 <= low <= value <= high <= 1.0, (system, variant)
     # Lead-N is cut to the model's mean length
-    assert on_disk["lead_mean_words"] == pytest.approx(on_disk["model_mean_words"], abs=0.5)
+    assert on_disk["lead_n_mean_words"] == pytest.approx(on_disk["model_mean_words"], abs=0.5)
     assert 0 < on_disk["model_mean_words"] <= 8  # eval.max_words
-    assert on_disk["reconstruction_nll"] > 0
-    assert 0.0 <= on_disk["reconstruction_token_accuracy"] <= 1.0
+    for system in (*SYSTEMS, "reference"):
+        assert on_disk[f"{system}_reconstruction_nll"] > 0
+        assert 0.0 <= on_disk[f"{system}_reconstruction_token_accuracy"] <= 1.0
+        assert on_disk[f"{system}_perplexity"] > 1.0
     assert on_disk["steps"] == 6 and on_disk["n_test"] == 40
+    assert on_disk["parts"]["language_model"]["valid_perplexity"] > 1.0
     table = (out / "eval_table.md").read_text()
-    for row in ("| model |", "| warm start |", "| Lead-N |"):
+    for row in ("| model |", "| warm start |", "| Lead-N |", "| Lead-8 |", "| reference |"):
         assert row in table
-    assert table.count("**Article.**") == 5
+    assert table.count("**Article ") == 5
     assert any((out / "tb").iterdir())
 
 
@@ -180,7 +183,7 @@ def test_no_discriminator_ablation_runs(
     assert metrics["adversary_weight"] == 0
     assert 0.0 <= metrics["model_rouge1"] <= 1.0
     # the warm start is the same; only the adversarial stage differs
-    assert metrics["warm_start"] == full["warm_start"]
+    assert metrics["parts"] == full["parts"]
     assert metrics["warm_start_rouge1"] == full["warm_start_rouge1"]
 
 
@@ -204,7 +207,7 @@ def test_torchrun_two_processes(tiny_run: tuple[Path, dict], text_corpus: Path, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == single["steps"]
-    assert metrics["warm_start"] == single["warm_start"]
+    assert metrics["parts"] == single["parts"]
     assert 0.0 <= metrics["model_rouge1"] <= 1.0
     # two processes' updates differ from one process's: the adversarial stage did run in DDP
     generator = PointerGenerator.from_pretrained(out / "models" / "generator")
