@@ -44,15 +44,17 @@ by rank); the warm starts and the evaluation are made by rank 0.
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from seqae.config import ConfigError
+from seqae.config import ConfigError, load_config
 from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text
 from seqae.text.corpus import PRESETS, build_text_corpus
@@ -216,6 +218,59 @@ def real_summaries(tok: WordTokenizer, words: list[list[str]], device: torch.dev
     """Human-written summaries, ending with ``</s>`` like the samples, on ``device``."""
     batch = tok.extend_targets(words, [[] for _ in words])
     return Summaries(batch.extended_ids.to(device), batch.lengths.to(device))
+
+
+#: The settings a run's shared parts (tokenizer, warm starts, the judging language model)
+#: depend on: a run that copies them from ``warm_start.from_run`` must share every one.
+SHARED_KEYS = ("seed", "data", "tokenizer", "model", "pseudo", "warm_start", "language_model")
+SHARED_PARTS = (
+    "tokenizer",
+    "warm_generator",
+    "warm_reconstructor",
+    "warm_discriminator",
+    "language_model",
+)
+
+
+def warm_start_source(cfg: dict[str, Any]) -> Path | None:
+    """The run named by ``warm_start.from_run`` (an ablation of the adversarial stage starts
+    from a finished run's tokenizer, warm starts and language model), checked; or None."""
+    folder = cfg["warm_start"]["from_run"]
+    if folder is None:
+        return None
+    folder = Path(folder)
+    try:
+        other = load_config(folder / "config.yaml")
+    except (OSError, ConfigError) as exc:
+        raise ConfigError(
+            f"warm_start.from_run: {folder} is not a readable summary_ae run folder ({exc})"
+        ) from None
+
+    def shared(config: dict[str, Any], key: str) -> Any:
+        value = config.get(key)
+        if key == "warm_start" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k != "from_run"}
+        return value
+
+    differ = [key for key in SHARED_KEYS if shared(cfg, key) != shared(other, key)]
+    if differ:
+        raise ConfigError(
+            f"warm_start.from_run: {folder} was made with other {', '.join(differ)} settings; "
+            "a run can share the warm starts only of a run with the same ones"
+        )
+    missing = [name for name in SHARED_PARTS if not (folder / "parts" / f"{name}.json").is_file()]
+    if missing:
+        raise ConfigError(
+            f"warm_start.from_run: {folder} has not finished {', '.join(missing)} "
+            "(expected a summary_ae run past its warm starts)"
+        )
+    return folder
+
+
+def copy_part(source: Path, run: RunSession, name: str) -> dict[str, Any]:
+    """Copy part ``name`` (its folder) from the run in ``source``; its record is the result."""
+    shutil.copytree(source / "parts" / name, run.part_dir(name), dirs_exist_ok=True)
+    return json.loads((source / "parts" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,28 +715,32 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
         barrier()  # rank 0 builds the corpus when it is missing; the others read it after
         if not ctx.is_main:
             corpus = load_text_corpus(cfg["data"])
+        source = warm_start_source(cfg)
+
+        def made(name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+            """A part every rank needs: made once by rank 0, or copied from ``from_run``."""
+            if source is not None:
+                return run.part(name, lambda: copy_part(source, run, name), main_only=True)
+            return run.part(name, compute, main_only=True)
+
         tok_dir = run.part_dir("tokenizer")
-        run.part("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir), main_only=True)
+        made("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir))
         tok = WordTokenizer.load(tok_dir)
         articles = words_of(tok, corpus.articles, cfg["data"]["max_article_words"])
         summaries = words_of(tok, corpus.summaries, cfg["data"]["max_summary_words"])
-
-        # the warm starts are made once, by rank 0; every rank then loads them
         dirs = {name: run.part_dir(f"warm_{name}") for name in MODELS}
-        warm = {
-            "generator": run.part(
+        parts = {
+            "warm_generator": made(
                 "warm_generator",
                 lambda: warm_generator(cfg, tok, articles, dirs["generator"], ctx.device),
-                main_only=True,
             ),
-            "reconstructor": run.part(
+            "warm_reconstructor": made(
                 "warm_reconstructor",
                 lambda: warm_reconstructor(
                     cfg, tok, articles, dirs["generator"], dirs["reconstructor"], ctx.device
                 ),
-                main_only=True,
             ),
-            "discriminator": run.part(
+            "warm_discriminator": made(
                 "warm_discriminator",
                 lambda: warm_discriminator(
                     cfg,
@@ -692,18 +751,17 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
                     dirs["discriminator"],
                     ctx.device,
                 ),
-                main_only=True,
+            ),
+            "language_model": made(
+                "language_model",
+                lambda: train_reference_lm(
+                    cfg, tok, corpus, run.part_dir("language_model"), ctx.device
+                ),
             ),
         }
         summary = train(cfg, run, ctx, tok, articles, summaries, dirs)
         if not ctx.is_main:
             return None
-        lm = run.part(
-            "language_model",
-            lambda: train_reference_lm(
-                cfg, tok, corpus, run.part_dir("language_model"), ctx.device
-            ),
-        )
         metrics = run.part(
             f"evaluate_step{summary['steps']}",
             lambda: evaluate(cfg, run, tok, corpus, dirs["generator"], ctx.device),
@@ -712,7 +770,7 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
             **metrics,
             **summary,
             "vocab_size": tok.vocab_size,
-            "parts": {**warm, "language_model": lm},
+            "parts": parts,
             "adversary_weight": cfg["adversary"]["weight"],
         }
         return run.finish(metrics, summary=summary_line(metrics))

@@ -175,16 +175,43 @@ def test_interrupted_between_parts_then_resumed_matches(
     assert comparable(resumed) == comparable(full)
 
 
-def test_no_discriminator_ablation_runs(
+def test_no_discriminator_ablation_shares_the_warm_starts(
     tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path
 ) -> None:
-    _, full = tiny_run
-    metrics = _run(tmp_path / "ablation", text_corpus, "adversary.weight=0")
+    """The ablation copies the full run's tokenizer, warm starts and judging language model
+    (warm_start.from_run), so only the adversarial stage differs."""
+    first, full = tiny_run
+    out = tmp_path / "ablation"
+    metrics = _run(out, text_corpus, "adversary.weight=0", f"warm_start.from_run={first}")
     assert metrics["adversary_weight"] == 0
     assert 0.0 <= metrics["model_rouge1"] <= 1.0
-    # the warm start is the same; only the adversarial stage differs
     assert metrics["parts"] == full["parts"]
     assert metrics["warm_start_rouge1"] == full["warm_start_rouge1"]
+    assert metrics["reference_perplexity"] == full["reference_perplexity"]
+    for part in ("warm_generator", "language_model"):
+        for name in ("model.safetensors", "config.json"):
+            assert (out / "parts" / part / name).read_bytes() == (
+                first / "parts" / part / name
+            ).read_bytes()
+    assert WordTokenizer.load(out / "parts" / "tokenizer").vocab_size == full["vocab_size"]
+
+
+def test_warm_starts_are_shared_only_between_runs_with_the_same_settings(
+    tiny_run: tuple[Path, dict],
+    text_corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, _ = tiny_run
+    with pytest.raises(ConfigError, match=r"other tokenizer settings"):
+        _run(
+            tmp_path / "a", text_corpus, "tokenizer.vocab_size=500", f"warm_start.from_run={first}"
+        )
+    with pytest.raises(ConfigError, match=r"not a readable summary_ae run"):
+        _run(tmp_path / "b", text_corpus, f"warm_start.from_run={tmp_path / 'nowhere'}")
+    args = ["run", "summary_ae", "--config", TINY, f"output_dir={tmp_path / 'c'}"]
+    assert main([*args, f"data.corpus={text_corpus}", f"warm_start.from_run={tmp_path}"]) == 2
+    assert "warm_start.from_run" in capsys.readouterr().err
 
 
 @pytest.mark.slow
