@@ -6,9 +6,9 @@ discriminator trained on human-written sentences. Scoring only whole sentences g
 generator one reward per summary; scoring every prefix ``y_1..y_t`` gives one per word, so a
 word that turns a fluent start into nonsense is blamed where it happens.
 
-:class:`PrefixDiscriminator` is an embedding, a unidirectional GRU (its output at ``t`` sees
-only the words ``<= t``) and a linear head: ``logit_t = w . h_t + b``, ``D_t = sigmoid(logit_t)``
-is the probability that the prefix up to ``t`` was written by a person. It is trained with the
+:class:`PrefixDiscriminator` is an embedding, a unidirectional GRU or LSTM (its output at ``t``
+sees only the words ``<= t``) and a linear head: ``logit_t = w . h_t + b``, ``D_t =
+sigmoid(logit_t)`` is the probability that the prefix up to ``t`` was written by a person. It is trained with the
 logistic (binary cross-entropy) loss over the valid positions of real and generated sentences,
 and gives the generator per-word rewards (:meth:`PrefixDiscriminator.token_rewards`):
 
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from seqae.core.losses import gan_discriminator_loss
 from seqae.core.saving import SavedByConfig
+from seqae.text.seq2seq import check_cell
 
 __all__ = ["PrefixDiscriminator", "RewardForm"]
 
@@ -46,18 +47,20 @@ def _valid_mask(lengths: Tensor, steps: int) -> Tensor:
 
 
 class PrefixDiscriminator(SavedByConfig, nn.Module):
-    """Per-prefix real/generated scores of token sequences: embedding -> GRU -> linear.
+    """Per-prefix real/generated scores of token sequences: embedding -> GRU (or LSTM) -> linear.
 
     Args:
         vocab_size: Size of the (non-extended) vocabulary; ids from ``vocab_size`` on (a
             pointer-generator's copied words) are read as ``unk_id``.
         embedding_dim: Word embedding size.
-        hidden_size: GRU state size.
-        num_layers: Stacked GRU layers.
-        dropout: Dropout on the embeddings, between GRU layers and before the head (training
+        hidden_size: RNN state size.
+        num_layers: Stacked RNN layers.
+        dropout: Dropout on the embeddings, between RNN layers and before the head (training
             only; rewards are computed in eval mode).
         pad_id: Id of ``<pad>`` (its embedding is kept at zero).
         unk_id: Id of ``<unk>``, which extended ids are mapped to.
+        cell: The recurrent cell, ``"gru"`` (the default) or ``"lstm"`` (both read left to
+            right only, so each logit still sees only its prefix).
     """
 
     model_type: ClassVar[str] = "summary_discriminator"
@@ -72,8 +75,10 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
         dropout: float = 0.0,
         pad_id: int = 0,
         unk_id: int = 1,
+        cell: str = "gru",
     ) -> None:
         super().__init__()
+        check_cell("PrefixDiscriminator", cell)
         for name, value in (
             ("vocab_size", vocab_size),
             ("embedding_dim", embedding_dim),
@@ -105,7 +110,8 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
         )
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(
+        self.cell = cell
+        self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(
             embedding_dim,
             hidden_size,
             num_layers=num_layers,
@@ -125,6 +131,7 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
             "dropout": self.dropout_p,
             "pad_id": self.pad_id,
             "unk_id": self.unk_id,
+            "cell": self.cell,
         }
 
     def _checked(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

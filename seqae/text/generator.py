@@ -23,17 +23,19 @@ when the decoder writes it within ``max_words + 1`` steps, otherwise the summary
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
+from seqae.text.backbones import build_core
 from seqae.text.seq2seq import (
-    AttentionSeq2Seq,
     DecoderState,
     Memory,
+    State,
     check_settings,
     copy_mixture,
     entropy_of,
@@ -85,14 +87,26 @@ class PointerGenerator(SavedByConfig, nn.Module):
 
     Args:
         vocab_size: The tokenizer's vocabulary size (extended ids start there).
-        emb_dim: Word embedding size (shared by encoder and decoder).
-        hidden: GRU size ``H``.
-        layers: GRU layers of the encoder and of the decoder.
-        dropout: Dropout on embeddings, between GRU layers, and on the output features.
+        emb_dim: Word embedding size (shared by encoder and decoder; ``backbone="rnn"``).
+        hidden: RNN size ``H`` (``backbone="rnn"``).
+        layers: RNN layers of the encoder and of the decoder (``backbone="rnn"``).
+        dropout: Dropout on embeddings, between RNN layers (a transformer's own dropout), and
+            on the output features.
         pad_id: ``<pad>`` (never generated).
         unk_id: ``<unk>`` (the decoder's input for a copied out-of-vocabulary word).
         bos_id: ``<s>``, the decoder's first input (never generated).
         eos_id: ``</s>``, which ends a summary.
+        backbone: ``"rnn"`` (the default; fast on a CPU), ``"bart"`` or ``"t5"`` (a
+            ``transformers`` encoder-decoder, see :mod:`seqae.text.backbones`).
+        cell: ``"gru"`` (the default) or ``"lstm"`` (``backbone="rnn"``).
+        backbone_size: A transformer's sizes: some of ``d_model``, ``layers``, ``heads``,
+            ``ffn``, ``max_positions`` (:data:`~seqae.text.backbones.SIZE_DEFAULTS`).
+        backbone_config: A transformer's whole ``transformers`` config, as :attr:`config`
+            records it.
+        pretrained: A local BART or T5 folder (``transformers`` ``save_pretrained``) whose
+            weights the model starts from; its vocabulary size and special ids must be the
+            tokenizer's. Nothing downloads; :attr:`config` records the architecture, not the
+            folder. At most one of ``backbone_size``, ``backbone_config``, ``pretrained``.
     """
 
     model_type: ClassVar[str] = "summary_generator"
@@ -109,6 +123,11 @@ class PointerGenerator(SavedByConfig, nn.Module):
         unk_id: int = 1,
         bos_id: int = 2,
         eos_id: int = 3,
+        backbone: str = "rnn",
+        cell: str = "gru",
+        backbone_size: Mapping[str, int] | None = None,
+        backbone_config: Mapping[str, Any] | None = None,
+        pretrained: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         check_settings(
@@ -131,16 +150,26 @@ class PointerGenerator(SavedByConfig, nn.Module):
         )
         self.dropout = dropout
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = pad_id, unk_id, bos_id, eos_id
-        self.core = AttentionSeq2Seq(
-            vocab_size=vocab_size,
+        self.core = build_core(
+            "PointerGenerator",
+            backbone=backbone,
+            cell=cell,
             emb_dim=emb_dim,
             hidden=hidden,
             layers=layers,
             dropout=dropout,
+            vocab_size=vocab_size,
             pad_id=pad_id,
+            bos_id=bos_id,
+            eos_id=eos_id,
+            backbone_size=backbone_size,
+            backbone_config=backbone_config,
+            pretrained=pretrained,
         )
         self.out = nn.Linear(self.core.features_dim, vocab_size)  # P_vocab logits
-        self.switch = nn.Linear(self.core.features_dim + emb_dim, 1)  # p_gen from [s_t; c_t; x_t]
+        # p_gen from [s_t; c_t; x_t]
+        self.switch = nn.Linear(self.core.features_dim + self.core.inputs_dim, 1)
+        self.core.init_output(self.out)  # a pretrained folder's LM head, if any
         never = torch.zeros(vocab_size, dtype=torch.bool)
         never[[pad_id, bos_id]] = True
         self.register_buffer("never", never, persistent=False)  # (V,) tokens never generated
@@ -150,19 +179,17 @@ class PointerGenerator(SavedByConfig, nn.Module):
         """The constructor's arguments: what :meth:`from_config` takes."""
         return {
             "vocab_size": self.vocab_size,
-            "emb_dim": self.emb_dim,
-            "hidden": self.hidden,
-            "layers": self.layers,
             "dropout": self.dropout,
             "pad_id": self.pad_id,
             "unk_id": self.unk_id,
             "bos_id": self.bos_id,
             "eos_id": self.eos_id,
+            **self.core.config,  # backbone, and its cell and sizes or transformers config
         }
 
     # -- one step ------------------------------------------------------------------------------
 
-    def _encode(self, batch: ExtendedBatch) -> tuple[Memory, DecoderState]:
+    def _encode(self, batch: ExtendedBatch) -> tuple[Memory, State]:
         ids = in_vocab(batch.extended_ids, self.vocab_size, self.unk_id)  # (B, T)
         return self.core.encode(ids, batch.lengths.to(ids.device))
 

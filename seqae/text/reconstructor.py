@@ -1,8 +1,8 @@
 """The article reconstructor: summary -> article, whose log-likelihood of the true article is the
 generator's reconstruction reward.
 
-The same attentive GRU encoder-decoder as the generator (:mod:`seqae.text.seq2seq`), with a
-copy switch over the *summary*: summaries and articles share the article's extended vocabulary
+The same attentive encoder-decoder as the generator (a GRU or LSTM, :mod:`seqae.text.seq2seq`,
+or a BART or T5, :mod:`seqae.text.backbones`), with a copy switch over the *summary*: summaries and articles share the article's extended vocabulary
 (a sampled summary's extended ids name the article's out-of-vocabulary words), so an article
 word the vocabulary lacks can be rebuilt when the summary carries it. An article's
 out-of-vocabulary word that the summary lacks cannot be rebuilt and is scored as ``<unk>``
@@ -19,14 +19,16 @@ the vocabulary (every extended id then reads as ``<unk>``).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
+from seqae.text.backbones import build_core
 from seqae.text.seq2seq import (
-    AttentionSeq2Seq,
     Source,
     check_settings,
     copy_mixture,
@@ -43,15 +45,28 @@ class Reconstructor(SavedByConfig, nn.Module):
 
     Args:
         vocab_size: The tokenizer's vocabulary size (extended ids start there).
-        emb_dim: Word embedding size (shared by encoder and decoder).
-        hidden: GRU size ``H``.
-        layers: GRU layers of the encoder and of the decoder.
-        dropout: Dropout on embeddings, between GRU layers, and on the output features.
+        emb_dim: Word embedding size (shared by encoder and decoder; ``backbone="rnn"``).
+        hidden: RNN size ``H`` (``backbone="rnn"``).
+        layers: RNN layers of the encoder and of the decoder (``backbone="rnn"``).
+        dropout: Dropout on embeddings, between RNN layers (a transformer's own dropout), and
+            on the output features.
         copy: Mix in a copy distribution over the summary's words (pointer-generator).
         pad_id: ``<pad>`` (never generated).
         unk_id: ``<unk>``.
         bos_id: ``<s>``, the decoder's first input (never generated).
         eos_id: ``</s>``, which ends an article.
+        backbone: ``"rnn"`` (the default; fast on a CPU), ``"bart"`` or ``"t5"`` (a
+            ``transformers`` encoder-decoder, see :mod:`seqae.text.backbones`; its teacher
+            forcing is one causal pass).
+        cell: ``"gru"`` (the default) or ``"lstm"`` (``backbone="rnn"``).
+        backbone_size: A transformer's sizes: some of ``d_model``, ``layers``, ``heads``,
+            ``ffn``, ``max_positions`` (:data:`~seqae.text.backbones.SIZE_DEFAULTS`).
+        backbone_config: A transformer's whole ``transformers`` config, as :attr:`config`
+            records it.
+        pretrained: A local BART or T5 folder (``transformers`` ``save_pretrained``) whose
+            weights the model starts from; its vocabulary size and special ids must be the
+            tokenizer's. Nothing downloads; :attr:`config` records the architecture, not the
+            folder. At most one of ``backbone_size``, ``backbone_config``, ``pretrained``.
     """
 
     model_type: ClassVar[str] = "summary_reconstructor"
@@ -69,6 +84,11 @@ class Reconstructor(SavedByConfig, nn.Module):
         unk_id: int = 1,
         bos_id: int = 2,
         eos_id: int = 3,
+        backbone: str = "rnn",
+        cell: str = "gru",
+        backbone_size: Mapping[str, int] | None = None,
+        backbone_config: Mapping[str, Any] | None = None,
+        pretrained: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         check_settings(
@@ -91,16 +111,26 @@ class Reconstructor(SavedByConfig, nn.Module):
         )
         self.dropout, self.copy = dropout, copy
         self.pad_id, self.unk_id, self.bos_id, self.eos_id = pad_id, unk_id, bos_id, eos_id
-        self.core = AttentionSeq2Seq(
-            vocab_size=vocab_size,
+        self.core = build_core(
+            "Reconstructor",
+            backbone=backbone,
+            cell=cell,
             emb_dim=emb_dim,
             hidden=hidden,
             layers=layers,
             dropout=dropout,
+            vocab_size=vocab_size,
             pad_id=pad_id,
+            bos_id=bos_id,
+            eos_id=eos_id,
+            backbone_size=backbone_size,
+            backbone_config=backbone_config,
+            pretrained=pretrained,
         )
         self.out = nn.Linear(self.core.features_dim, vocab_size)
-        self.switch = nn.Linear(self.core.features_dim + emb_dim, 1) if copy else None
+        switch_dim = self.core.features_dim + self.core.inputs_dim
+        self.switch = nn.Linear(switch_dim, 1) if copy else None
+        self.core.init_output(self.out)  # a pretrained folder's LM head, if any
         never = torch.zeros(vocab_size, dtype=torch.bool)
         never[[pad_id, bos_id]] = True
         self.register_buffer("never", never, persistent=False)  # (V,) tokens never generated
@@ -110,15 +140,13 @@ class Reconstructor(SavedByConfig, nn.Module):
         """The constructor's arguments: what :meth:`from_config` takes."""
         return {
             "vocab_size": self.vocab_size,
-            "emb_dim": self.emb_dim,
-            "hidden": self.hidden,
-            "layers": self.layers,
             "dropout": self.dropout,
             "copy": self.copy,
             "pad_id": self.pad_id,
             "unk_id": self.unk_id,
             "bos_id": self.bos_id,
             "eos_id": self.eos_id,
+            **self.core.config,  # backbone, and its cell and sizes or transformers config
         }
 
     def score_targets(self, summary: Source, article: Tensor) -> Tensor:
@@ -160,9 +188,7 @@ class Reconstructor(SavedByConfig, nn.Module):
         bos = article.new_full((article.shape[0], 1), self.bos_id)
         inputs = in_vocab(torch.cat([bos, article[:, :-1]], dim=1), self.vocab_size, self.unk_id)
         steps = []
-        for t in range(article.shape[1]):
-            step = self.core.step(inputs[:, t], state, memory)
-            state = step.state
+        for step in self.core.teacher_forced(inputs, state, memory):  # a transformer: one pass
             logits = self.out(step.features).masked_fill(self.never, float("-inf"))  # (B, V)
             probs = torch.softmax(logits, dim=-1)
             if self.switch is not None:

@@ -1,6 +1,7 @@
 """Shared pieces of the text plugin's sequence-to-sequence models (the summary generator and the
-article reconstructor): a bidirectional GRU encoder over padded batches, additive attention, a
-GRU decoder step with input feeding, and the pointer-generator's copy mixture.
+article reconstructor): a bidirectional GRU (or LSTM) encoder over padded batches, additive
+attention, a GRU (or LSTM) decoder step with input feeding, and the pointer-generator's copy
+mixture. The transformer cores with the same interface are in :mod:`seqae.text.backbones`.
 
 The encoder reads ``(B, T)`` ids with their lengths (packed, so padding never reaches a real
 position) and returns a :class:`Memory`; the decoder advances one token at a time from a
@@ -9,6 +10,8 @@ position) and returns a :class:`Memory`; the decoder advances one token at a tim
     >>> core = AttentionSeq2Seq(vocab_size=V, emb_dim=128, hidden=256, layers=1, pad_id=0)
     >>> memory, state = core.encode(ids, lengths)          # (B, T, 2H) states, (B, T) mask
     >>> step = core.step(prev_ids, state, memory)          # step.features: (B, 3H)
+    >>> for step in core.teacher_forced(inputs, state, memory): ...  # the steps over inputs
+    >>> state = select_state(step.state, index)            # beam search: rows index, repeats ok
 
 Attention is Bahdanau et al.'s additive score ``v . tanh(W_h h_i + W_s s_t)`` (arXiv 1409.0473),
 computed from the decoder's new state as in See et al. 2017 (arXiv 1704.04368, eq. 1-3).
@@ -19,7 +22,8 @@ out-of-vocabulary words).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol, Self
 
 import torch
 from torch import Tensor, nn
@@ -30,11 +34,14 @@ __all__ = [
     "Source",
     "Summaries",
     "Memory",
+    "State",
     "DecoderState",
     "Step",
+    "RNN_CELLS",
     "AdditiveAttention",
     "AttentionSeq2Seq",
     "lengths_mask",
+    "check_source",
     "in_vocab",
     "copy_mixture",
     "select_memory",
@@ -42,6 +49,9 @@ __all__ = [
     "masked_log",
     "entropy_of",
 ]
+
+#: The recurrent cells :class:`AttentionSeq2Seq` (and the prefix discriminator) can use.
+RNN_CELLS = ("gru", "lstm")
 
 #: Floor of probabilities before their log: an extended id a batch row cannot reach (another
 #: row's out-of-vocabulary word, a masked special token) gets ``log(TINY)`` instead of ``-inf``.
@@ -83,26 +93,46 @@ class Memory(NamedTuple):
     mask: Tensor
 
 
-class DecoderState(NamedTuple):
-    """The decoder's state between steps."""
+class State(Protocol):
+    """A decoder's state between steps, whatever the core: it can pick batch rows (beam
+    search). :class:`DecoderState` and :class:`seqae.text.backbones.TransformerState` are ones."""
 
-    #: ``(L, B, H)`` GRU hidden state.
+    def select(self, index: Tensor) -> Self:
+        """Batch rows ``index`` (``(N,)``, repeats allowed), as a new state."""
+        ...
+
+
+class DecoderState(NamedTuple):
+    """The recurrent decoder's state between steps."""
+
+    #: ``(L, B, H)`` GRU (or LSTM) hidden state.
     hidden: Tensor
     #: ``(B, 2H)`` the last attention context (fed to the next step: input feeding).
     context: Tensor
+    #: ``(L, B, H)`` the LSTM's memory cell (None for a GRU).
+    cell: Tensor | None = None
+
+    def select(self, index: Tensor) -> DecoderState:
+        """Batch rows ``index`` (``(N,)``, repeats allowed)."""
+        return DecoderState(
+            self.hidden.index_select(1, index),
+            self.context.index_select(0, index),
+            None if self.cell is None else self.cell.index_select(1, index),
+        )
 
 
 class Step(NamedTuple):
     """One decoder step."""
 
-    #: ``(B, H + 2H)`` ``[s_t; c_t]``: the top GRU state and the new context.
+    #: ``(B, F)`` what the output layers read: ``[s_t; c_t]``, the top decoder state and the
+    #: attention context (``F = 3H`` for the recurrent core).
     features: Tensor
     #: ``(B, T)`` attention weights over the source (0 at padding; rows sum to 1).
     attention: Tensor
     #: ``(B, E)`` the embedded input token.
     inputs: Tensor
     #: The state for the next step.
-    state: DecoderState
+    state: State  # DecoderState, TransformerState, ...
 
 
 def check_settings(
@@ -129,6 +159,25 @@ def check_settings(
             raise ValueError(f"{who}: {name} must be >= 1, got {value}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{who}: dropout must be in [0, 1), got {dropout}")
+
+
+def check_source(ids: Tensor, lengths: Tensor) -> None:
+    """Refuse a source batch that is not ``(B, T)`` ids with ``(B,)`` lengths in ``1..T``."""
+    if ids.dim() != 2 or lengths.shape != ids.shape[:1]:
+        raise ValueError(
+            f"expected ids (B, T) and lengths (B,), got {tuple(ids.shape)} and "
+            f"{tuple(lengths.shape)}"
+        )
+    if bool((lengths < 1).any()) or int(lengths.max()) > ids.shape[1]:
+        raise ValueError(
+            f"every source needs 1 to {ids.shape[1]} tokens; got lengths {lengths.tolist()}"
+        )
+
+
+def check_cell(who: str, cell: str) -> None:
+    """Refuse a recurrent cell other than those of :data:`RNN_CELLS` (one line naming ``who``)."""
+    if cell not in RNN_CELLS:
+        raise ValueError(f"{who}: cell must be one of {', '.join(RNN_CELLS)}; got {cell!r}")
 
 
 def lengths_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -187,16 +236,20 @@ class AdditiveAttention(nn.Module):
 
 
 class AttentionSeq2Seq(nn.Module):
-    """Embedding + bidirectional GRU encoder + attentive GRU decoder (shared embedding).
+    """Embedding + bidirectional GRU (or LSTM) encoder + attentive GRU (or LSTM) decoder
+    (shared embedding).
 
     Args:
         vocab_size: Ids ``0 .. vocab_size - 1`` (extended ids must be mapped to ``<unk>``
             first: :func:`in_vocab`).
         emb_dim: Word embedding size (shared by the encoder and the decoder).
-        hidden: GRU size ``H`` (each direction of the encoder, and the decoder).
-        layers: GRU layers of the encoder and of the decoder.
-        dropout: Dropout on the embeddings, between GRU layers and on the output features.
+        hidden: RNN size ``H`` (each direction of the encoder, and the decoder).
+        layers: RNN layers of the encoder and of the decoder.
+        dropout: Dropout on the embeddings, between RNN layers and on the output features.
         pad_id: Padding id (its embedding stays zero).
+        cell: ``"gru"`` (the default; fast on a CPU) or ``"lstm"``. An LSTM's first decoder
+            state takes the encoder's final hidden states through ``tanh(bridge(.))`` as a
+            GRU's does, and its final memory cells through a linear ``bridge_cell``.
     """
 
     def __init__(
@@ -208,20 +261,42 @@ class AttentionSeq2Seq(nn.Module):
         layers: int,
         dropout: float,
         pad_id: int,
+        cell: str = "gru",
     ) -> None:
         super().__init__()
+        check_cell("AttentionSeq2Seq", cell)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
         between = dropout if layers > 1 else 0.0
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
-        self.encoder = nn.GRU(
+        self.encoder = rnn(
             emb_dim, hidden, layers, batch_first=True, bidirectional=True, dropout=between
         )
         self.bridge = nn.Linear(2 * hidden, hidden)  # final encoder states -> decoder's first
-        self.decoder = nn.GRU(emb_dim + 2 * hidden, hidden, layers, dropout=between)
+        self.decoder = rnn(emb_dim + 2 * hidden, hidden, layers, dropout=between)
         self.attention = AdditiveAttention(query_dim=hidden, memory_dim=2 * hidden, attn_dim=hidden)
-        self.hidden, self.layers = hidden, layers
+        # the LSTM's final memory cells -> the decoder's first (no squashing: cells are unbounded)
+        self.bridge_cell = nn.Linear(2 * hidden, hidden) if cell == "lstm" else None
+        self.emb_dim, self.hidden, self.layers, self.cell = emb_dim, hidden, layers, cell
         #: Size of :attr:`Step.features`.
         self.features_dim = 3 * hidden
+        #: Size of :attr:`Step.inputs`.
+        self.inputs_dim = emb_dim
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The backbone's entries of a model's config (the model adds the shared ones)."""
+        return {
+            "backbone": "rnn",
+            "cell": self.cell,
+            "emb_dim": self.emb_dim,
+            "hidden": self.hidden,
+            "layers": self.layers,
+        }
+
+    def init_output(self, out: nn.Linear) -> None:
+        """Initialise a model's vocabulary layer over :attr:`Step.features` (nothing to do: a
+        recurrent core has no pretrained output layer)."""
 
     def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
         """Read the source.
@@ -233,28 +308,25 @@ class AttentionSeq2Seq(nn.Module):
         Returns:
             The :class:`Memory` and the decoder's first :class:`DecoderState`.
         """
-        if ids.dim() != 2 or lengths.shape != ids.shape[:1]:
-            raise ValueError(
-                f"expected ids (B, T) and lengths (B,), got {tuple(ids.shape)} and "
-                f"{tuple(lengths.shape)}"
-            )
-        if bool((lengths < 1).any()) or int(lengths.max()) > ids.shape[1]:
-            raise ValueError(
-                f"every source needs 1 to {ids.shape[1]} tokens; got lengths {lengths.tolist()}"
-            )
+        check_source(ids, lengths)
         b, t = ids.shape
         x = self.drop(self.embedding(ids))  # (B, T, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h_n = self.encoder(packed)  # h_n: (2L, B, H)
+        out, final = self.encoder(packed)  # (2L, B, H); an LSTM's: (h_n, c_n)
+        h_n, c_n = final if isinstance(final, tuple) else (final, None)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=t)  # (B, T, 2H)
-        final = h_n.view(self.layers, 2, b, self.hidden)  # (L, fwd/bwd, B, H)
-        final = torch.cat([final[:, 0], final[:, 1]], dim=-1)  # (L, B, 2H)
         memory = Memory(states, self.attention.key(states), lengths_mask(lengths, t))
         state = DecoderState(
-            hidden=torch.tanh(self.bridge(final)),  # (L, B, H)
+            hidden=torch.tanh(self.bridge(self._both_directions(h_n, b))),  # (L, B, H)
             context=states.new_zeros(b, 2 * self.hidden),
+            cell=None if c_n is None else self.bridge_cell(self._both_directions(c_n, b)),
         )
         return memory, state
+
+    def _both_directions(self, final: Tensor, b: int) -> Tensor:
+        """The encoder's ``(2L, B, H)`` final states -> ``(L, B, 2H)`` [forward; backward]."""
+        final = final.view(self.layers, 2, b, self.hidden)  # (L, fwd/bwd, B, H)
+        return torch.cat([final[:, 0], final[:, 1]], dim=-1)
 
     def step(self, prev_ids: Tensor, state: DecoderState, memory: Memory) -> Step:
         """Advance the decoder by one token.
@@ -266,11 +338,24 @@ class AttentionSeq2Seq(nn.Module):
         """
         emb = self.drop(self.embedding(prev_ids))  # (B, E)
         x = torch.cat([emb, state.context], dim=-1).unsqueeze(0)  # (1, B, E + 2H)
-        out, hidden = self.decoder(x, state.hidden)  # out: (1, B, H)
+        if state.cell is None:
+            out, hidden = self.decoder(x, state.hidden)  # out: (1, B, H)
+            cell = None
+        else:
+            out, (hidden, cell) = self.decoder(x, (state.hidden, state.cell))
         s_t = out.squeeze(0)  # (B, H)
         context, attention = self.attention(s_t, memory)  # (B, 2H), (B, T)
         features = self.drop(torch.cat([s_t, context], dim=-1))  # (B, 3H)
-        return Step(features, attention, emb, DecoderState(hidden, context))
+        return Step(features, attention, emb, DecoderState(hidden, context, cell))
+
+    def teacher_forced(self, inputs: Tensor, state: DecoderState, memory: Memory) -> Iterator[Step]:
+        """The steps of reading ``inputs`` (``(B, S)`` in-vocabulary ids, ``<s>`` first), in
+        order: what :meth:`step` gives token by token (a recurrent core reads one token at a
+        time: input feeding; each step is computed when it is asked for)."""
+        for t in range(inputs.shape[1]):
+            step = self.step(inputs[:, t], state, memory)
+            state = step.state
+            yield step
 
 
 def select_memory(memory: Memory, index: Tensor) -> Memory:
@@ -278,9 +363,10 @@ def select_memory(memory: Memory, index: Tensor) -> Memory:
     return Memory(*(m.index_select(0, index) for m in memory))
 
 
-def select_state(state: DecoderState, index: Tensor) -> DecoderState:
-    """Batch rows ``index`` (``(N,)``, repeats allowed) of a decoder state (beam search)."""
-    return DecoderState(state.hidden.index_select(1, index), state.context.index_select(0, index))
+def select_state(state: State, index: Tensor) -> State:
+    """Batch rows ``index`` (``(N,)``, repeats allowed) of any core's decoder state (beam
+    search): its own ``select``."""
+    return state.select(index)
 
 
 def masked_log(probs: Tensor) -> Tensor:
