@@ -187,15 +187,18 @@ class Reconstructor(SavedByConfig, nn.Module):
         )
         bos = article.new_full((article.shape[0], 1), self.bos_id)
         inputs = in_vocab(torch.cat([bos, article[:, :-1]], dim=1), self.vocab_size, self.unk_id)
-        steps = []
-        for step in self.core.teacher_forced(inputs, state, memory):  # a transformer: one pass
-            logits = self.out(step.features).masked_fill(self.never, float("-inf"))  # (B, V)
-            probs = torch.softmax(logits, dim=-1)
-            if self.switch is not None:
-                p_gen = torch.sigmoid(self.switch(torch.cat([step.features, step.inputs], -1)))
-                probs = copy_mixture(probs, p_gen, step.attention, source, summary.max_oovs)
-            steps.append(probs)
-        return masked_log(torch.stack(steps, dim=1))  # (B, T, V')
+        # the decoder reads the article token by token (a transformer: one pass); the output
+        # layer and the copy mixture then run once over all positions
+        steps = list(self.core.teacher_forced(inputs, state, memory))
+        features = torch.stack([step.features for step in steps], dim=1)  # (B, T, F)
+        logits = self.out(features).masked_fill(self.never, float("-inf"))  # (B, T, V)
+        probs = torch.softmax(logits, dim=-1)
+        if self.switch is not None:
+            read = torch.stack([step.inputs for step in steps], dim=1)  # (B, T, E)
+            attention = torch.stack([step.attention for step in steps], dim=1)  # (B, T, S)
+            p_gen = torch.sigmoid(self.switch(torch.cat([features, read], -1)))  # (B, T, 1)
+            probs = copy_mixture(probs, p_gen, attention, source, summary.max_oovs)
+        return masked_log(probs)  # (B, T, V')
 
     def _token_log_likelihood(self, summary: Source, article: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, T)`` log p of each article token (0 at padding) and the ``(B, T)`` mask."""

@@ -196,19 +196,23 @@ def copy_mixture(
 ) -> Tensor:
     """The pointer-generator's distribution over the extended vocabulary (See et al. eq. 9).
 
+    One decoder step, or all steps of a teacher-forced pass at once (an extra axis ``S``).
+
     Args:
-        vocab_probs: ``(B, V)`` the generator's softmax over the vocabulary.
-        p_gen: ``(B, 1)`` probability of generating rather than copying.
-        attention: ``(B, T)`` attention over the source (0 at padding).
+        vocab_probs: ``(B, V)`` (or ``(B, S, V)``) the generator's softmax over the vocabulary.
+        p_gen: ``(B, 1)`` (or ``(B, S, 1)``) probability of generating rather than copying.
+        attention: ``(B, T)`` (or ``(B, S, T)``) attention over the source (0 at padding).
         source_ids: ``(B, T)`` the source's extended ids.
         max_oovs: Extended ids beyond the vocabulary in this batch.
 
     Returns:
-        ``(B, V + max_oovs)`` probabilities (each row sums to 1).
+        ``(B, V + max_oovs)`` (or ``(B, S, V + max_oovs)``) probabilities (rows sum to 1).
     """
-    extra = vocab_probs.new_zeros(vocab_probs.shape[0], max_oovs)
-    generated = torch.cat([p_gen * vocab_probs, extra], dim=1)  # (B, V + max_oovs)
-    return generated.scatter_add(1, source_ids, (1.0 - p_gen) * attention)
+    extra = vocab_probs.new_zeros(*vocab_probs.shape[:-1], max_oovs)
+    generated = torch.cat([p_gen * vocab_probs, extra], dim=-1)  # (B, [S,] V + max_oovs)
+    if attention.dim() == 3:  # every step points into the same source
+        source_ids = source_ids.unsqueeze(1).expand_as(attention)
+    return generated.scatter_add(-1, source_ids, (1.0 - p_gen) * attention)
 
 
 class AdditiveAttention(nn.Module):

@@ -21,3 +21,19 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("speech") / "corpus"
     build_speech_corpus(root, preset="tiny", workers=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny embedded text corpus (300 articles, 300 summaries, 40 + 40 pairs), built once
+    for the session from apt's English descriptions by the text recipes' tests (summary_ae,
+    summary_ppo); skipped where there are none."""
+    from seqae.text.corpus import TextCorpusError, build_text_corpus, find_index_files
+
+    try:
+        find_index_files()
+    except TextCorpusError as exc:
+        pytest.skip(f"no apt English descriptions (Translation-en) here: {exc}")
+    root = tmp_path_factory.mktemp("text") / "corpus"
+    build_text_corpus(root, preset="tiny")
+    return root

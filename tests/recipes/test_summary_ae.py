@@ -21,7 +21,6 @@ if missing_modules("text"):
 from seqae import load_pretrained  # noqa: E402
 from seqae.cli import find_recipe, load_recipe, main, run_recipe  # noqa: E402
 from seqae.config import ConfigError  # noqa: E402
-from seqae.text.corpus import TextCorpusError, build_text_corpus, find_index_files  # noqa: E402
 from seqae.text.discriminator import PrefixDiscriminator  # noqa: E402
 from seqae.text.generator import PointerGenerator  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
@@ -36,18 +35,6 @@ from tests.recipes.resume_checks import (  # noqa: E402
 TINY = "summary_ae_tiny"
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMS = ("model", "warm_start", "lead_8", "lead_n")
-
-
-@pytest.fixture(scope="module")
-def text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny embedded text corpus, built once for the module from apt's descriptions."""
-    try:
-        find_index_files()
-    except TextCorpusError as exc:
-        pytest.skip(f"no apt English descriptions (Translation-en) here: {exc}")
-    root = tmp_path_factory.mktemp("text") / "corpus"
-    build_text_corpus(root, preset="tiny")
-    return root
 
 
 def _run(out: Path, corpus: Path, *more: str) -> dict:
