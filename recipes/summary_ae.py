@@ -66,7 +66,7 @@ from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
 from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
 from seqae.text.seq2seq import Source, Summaries
-from seqae.text.summarize import save_summarizer
+from seqae.text.summarize import Summarizer, save_summarizer, summarize_texts
 from seqae.text.tokenizer import UNK, ExtendedBatch, WordTokenizer
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
@@ -142,6 +142,8 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(f"language_model.{key} must be at least 1, got {lm[key]}")
     if lm["lr"] <= 0 or not 0.0 <= lm["dropout"] < 1.0:
         raise ConfigError("language_model.lr must be positive and language_model.dropout in [0, 1)")
+    if e["split"] not in ("test", "valid"):
+        raise ConfigError(f"eval.split must be test or valid, got {e['split']!r}")
     if e["max_words"] < 1 or e["n_boot"] < 1 or e["examples"] < 0:
         raise ConfigError("eval.max_words and eval.n_boot must be >= 1 and eval.examples >= 0")
 
@@ -205,13 +207,7 @@ def encode_articles(
     """Articles as the generator's input (extended ids) and as the reconstructor's target
     (their extended ids ending with ``</s>``), on ``device``."""
     src = tok.extend_batch(words)
-    article = tok.extend_targets(words, src.oov_words).extended_ids
-    on = src._replace(
-        ids=src.ids.to(device),
-        extended_ids=src.extended_ids.to(device),
-        lengths=src.lengths.to(device),
-    )
-    return on, article.to(device)
+    return src.to(device), tok.extend_targets(words, src.oov_words).extended_ids.to(device)
 
 
 def real_summaries(tok: WordTokenizer, words: list[list[str]], device: torch.device) -> Summaries:
@@ -612,29 +608,6 @@ def train(
 # ---------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------
-@torch.no_grad()
-def greedy_summaries(
-    gen: PointerGenerator,
-    tok: WordTokenizer,
-    words: list[list[str]],
-    *,
-    max_words: int,
-    batch: int,
-    device: torch.device,
-) -> list[str]:
-    """The generator's greedy summaries of ``words`` (articles' words), as text."""
-    gen.eval()
-    texts = []
-    for i in range(0, len(words), batch):
-        src, _ = encode_articles(tok, words[i : i + batch], device)
-        out = gen.greedy(src, max_words=max_words)
-        texts += [
-            tok.decode_extended(ids, oov)
-            for ids, oov in zip(out.ids.cpu(), src.oov_words, strict=True)
-        ]
-    return texts
-
-
 def train_reference_lm(
     cfg: dict[str, Any],
     tok: WordTokenizer,
@@ -665,26 +638,28 @@ def evaluate(
     warm_generator_dir: Path,
     device: torch.device,
 ) -> dict[str, Any]:
-    """The model, the warm start and the lead baselines on the TEST pairs, all scored by
+    """The model, the warm start and the lead baselines on the pairs of ``eval.split`` (the
+    test pairs for the report; the validation pairs while choosing settings), all scored by
     :func:`seqae.text.evaluation.evaluate_summaries`; writes ``eval_table.md``."""
     e = cfg["eval"]
-    if not corpus.test:
-        raise ConfigError("summary_ae: the corpus has no test pairs to evaluate on")
-    articles = [pair.article for pair in corpus.test]
-    words = words_of(tok, articles, cfg["data"]["max_article_words"])
-    kw = {"max_words": e["max_words"], "batch": e["batch_size"], "device": device}
+    pairs = corpus.test if e["split"] == "test" else corpus.valid
+    if not pairs:
+        raise ConfigError(f"summary_ae: the corpus has no {e['split']} pairs to evaluate on")
+    articles = [pair.article for pair in pairs]
+    limits = {"max_words": e["max_words"], "max_article_words": cfg["data"]["max_article_words"]}
+
+    def greedy(folder: Path) -> list[str]:
+        gen = PointerGenerator.from_pretrained(folder).to(device).eval()
+        summarizer = Summarizer(gen, tok, **limits)
+        return summarize_texts(summarizer, articles, **limits, batch_size=e["batch_size"])[0]
+
     systems = {
-        name: greedy_summaries(
-            PointerGenerator.from_pretrained(folder).to(device), tok, words, **kw
-        )
-        for name, folder in (
-            ("model", run.dir / "models" / "generator"),
-            ("warm start", warm_generator_dir),
-        )
+        "model": greedy(run.dir / "models" / "generator"),
+        "warm start": greedy(warm_generator_dir),
     }
     result = evaluate_summaries(
         articles=articles,
-        references=[pair.summary for pair in corpus.test],
+        references=[pair.summary for pair in pairs],
         systems=systems,
         primary="model",
         tokenizer=tok,
@@ -697,7 +672,7 @@ def evaluate(
         examples=e["examples"],
         batch_size=e["batch_size"],
         summary_limit=e["max_words"],
-        title=f"summary_ae ({Path(cfg['output_dir']).name}): the test pairs",
+        title=f"summary_ae ({Path(cfg['output_dir']).name}): the {e['split']} pairs",
     )
     atomic_write_text(run.dir / "eval_table.md", result.markdown)
     return result.metrics
@@ -763,7 +738,7 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
         if not ctx.is_main:
             return None
         metrics = run.part(
-            f"evaluate_step{summary['steps']}",
+            f"evaluate_{cfg['eval']['split']}_step{summary['steps']}",
             lambda: evaluate(cfg, run, tok, corpus, dirs["generator"], ctx.device),
         )
         metrics = {

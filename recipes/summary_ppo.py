@@ -397,10 +397,12 @@ def evaluate(
     """The test pairs' summaries of PPO, REINFORCE and the warm start, evaluated as summary_ae
     evaluates; writes eval_table.md."""
     e, max_article = source.cfg["eval"], source.cfg["data"]["max_article_words"]
-    if not corpus.test:
-        raise ConfigError("summary_ppo: the corpus has no test pairs to evaluate on")
-    articles = [pair.article for pair in corpus.test]
-    references = [pair.summary for pair in corpus.test]
+    split = e.get("split", "test")  # summary_ae's pairs: test, or valid while tuning
+    pairs = corpus.test if split == "test" else corpus.valid
+    if not pairs:
+        raise ConfigError(f"summary_ppo: the corpus has no {split} pairs to evaluate on")
+    articles = [pair.article for pair in pairs]
+    references = [pair.summary for pair in pairs]
     words = words_of(tok, articles, max_article)
     kw = {"max_words": e["max_words"], "max_article_words": max_article}
 
@@ -435,14 +437,14 @@ def evaluate(
         summary_limit=e["max_words"],
         title=(
             f"summary_ppo: PPO against summary_ae's REINFORCE ({source.dir}) on "
-            f"{len(references)} test pairs"
+            f"{len(references)} {split} pairs"
         ),
     )
     rewards = mean_rewards(spec, tok, words, systems, batch=e["batch_size"])
     lines = [
         result.markdown.rstrip("\n"),
         "",
-        "## Mean reward on the test articles (summary_ae's objective, higher is better)",
+        f"## Mean reward on the {split} articles (summary_ae's objective, higher is better)",
         "",
         "| system | total | reconstruction | discriminator | length |",
         "|---|---|---|---|---|",

@@ -196,6 +196,7 @@ def summarize_texts(
     import torch
 
     gen, tok = summarizer.generator, summarizer.tokenizer
+    device = next(gen.parameters()).device
     words = [tok.tokenize(text, max_words=max_article_words) for text in articles]
     n_truncated = sum(1 for w in words if w.n_truncated)
     todo = [i for i, w in enumerate(words) if w.words]
@@ -203,12 +204,12 @@ def summarize_texts(
     with torch.no_grad():
         for start in range(0, len(todo), batch_size):
             rows = todo[start : start + batch_size]
-            src = tok.extend_batch([words[i].words for i in rows])
+            src = tok.extend_batch([words[i].words for i in rows]).to(device)
             if beam > 1:
                 decoded = gen.beam(src, max_words=max_words, beam_size=beam)
             else:
                 decoded = gen.greedy(src, max_words=max_words)
-            for row, ids, oov in zip(rows, decoded.ids, src.oov_words, strict=True):
+            for row, ids, oov in zip(rows, decoded.ids.cpu(), src.oov_words, strict=True):
                 out[row] = tok.decode_extended(ids, oov)
     return out, n_truncated
 

@@ -118,6 +118,14 @@ class ExtendedBatch(NamedTuple):
     #: has ``vocab_size + max_oovs`` entries.
     max_oovs: int
 
+    def to(self, device: torch.device | str) -> ExtendedBatch:
+        """The same batch with its tensors on ``device``."""
+        return self._replace(
+            ids=self.ids.to(device),
+            extended_ids=self.extended_ids.to(device),
+            lengths=self.lengths.to(device),
+        )
+
 
 class TargetBatch(NamedTuple):
     """A batch of target texts (summaries), padded with ``<pad>``, in both vocabularies."""

@@ -231,3 +231,17 @@ def test_torchrun_two_processes(tiny_run: tuple[Path, dict], text_corpus: Path, 
         for a, b in zip(generator.state_dict().values(), warm.state_dict().values(), strict=True)
     )
     assert moved
+
+
+def test_settings_are_chosen_on_the_validation_pairs(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path
+) -> None:
+    """eval.split=valid scores the validation pairs (the test pairs stay for the report)."""
+    first, full = tiny_run
+    out = tmp_path / "valid"
+    metrics = _run(out, text_corpus, "eval.split=valid", f"warm_start.from_run={first}")
+    valid = [json.loads(line) for line in (text_corpus / "valid.jsonl").read_text().splitlines()]
+    assert metrics["n_test"] == len(valid)
+    assert "the valid pairs" in (out / "eval_table.md").read_text()
+    # the same model, other pairs: other scores
+    assert metrics["lead_8_rouge1"] != full["lead_8_rouge1"]

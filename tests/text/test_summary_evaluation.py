@@ -28,6 +28,7 @@ from seqae.text.evaluation import (  # noqa: E402
 from seqae.text.generator import PointerGenerator  # noqa: E402
 from seqae.text.language_model import perplexity, train_language_model  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
+from seqae.text.summarize import Summarizer, summarize_texts  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer  # noqa: E402
 
 TRAIN_SUMMARIES = [
@@ -281,8 +282,9 @@ def test_reconstruction_equals_the_generators_own(tok, lm, rec) -> None:
     max_words = 6
     words = recipe.words_of(tok, ARTICLES, MAX_ARTICLE_WORDS)
     gen = _generator_with_mixed_summaries(tok, words, max_words)
-    texts = recipe.greedy_summaries(
-        gen, tok, words, max_words=max_words, batch=2, device=torch.device("cpu")
+    limits = {"max_words": max_words, "max_article_words": MAX_ARTICLE_WORDS}
+    texts, _ = summarize_texts(
+        Summarizer(gen.eval(), tok, **limits), ARTICLES, **limits, batch_size=2
     )
     want_nll, want_accuracy = _direct_reconstruction(gen, rec, tok, words, max_words=max_words)
 
