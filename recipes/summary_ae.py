@@ -60,7 +60,7 @@ from seqae.files import atomic_write_text
 from seqae.text.corpus import PRESETS, build_text_corpus
 from seqae.text.discriminator import PrefixDiscriminator
 from seqae.text.evaluation import evaluate_summaries
-from seqae.text.generator import PointerGenerator
+from seqae.text.generator import PointerGenerator, Sampled
 from seqae.text.language_model import SummaryLanguageModel, perplexity, train_language_model
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
@@ -82,6 +82,8 @@ from seqae.training import (
 )
 
 NULLABLE_KEYS = ("train.max_minutes", "reward.target_length")
+#: How the writer learns through its discrete summaries (``train.estimator``).
+ESTIMATORS = ("reinforce", "gumbel")
 MODELS = ("generator", "reconstructor", "discriminator")
 
 
@@ -122,8 +124,13 @@ def validate(cfg: dict[str, Any]) -> None:
         if section[name] <= 0:
             where = "warm_start" if key == "lr" else "train"
             raise ConfigError(f"{where}.{key} must be positive, got {section[name]}")
-    if t["temperature"] <= 0:
-        raise ConfigError(f"train.temperature must be positive, got {t['temperature']}")
+    if t["temperature"] <= 0 or t["gumbel_tau"] <= 0:
+        raise ConfigError(
+            f"train.temperature and train.gumbel_tau must be positive, got "
+            f"{t['temperature']} and {t['gumbel_tau']}"
+        )
+    if t["estimator"] not in ESTIMATORS:
+        raise ConfigError(f"train.estimator must be one of {ESTIMATORS}, got {t['estimator']!r}")
     if a["weight"] < 0:
         raise ConfigError(f"adversary.weight must be >= 0 (0: no discriminator), got {a['weight']}")
     if not 0.0 <= a["gamma"] <= 1.0:
@@ -297,7 +304,7 @@ def warm_generator(
     gen = build_models(cfg, tok)["generator"].to(device).train()
     optimizer = torch.optim.Adam(gen.parameters(), lr=w["lr"])
     loss = torch.zeros(())
-    for _ in range(w["generator_steps"]):
+    for _ in progress(range(w["generator_steps"]), desc="summary_ae: warm generator"):
         pairs = [
             pseudo_pair(
                 words,
@@ -336,7 +343,7 @@ def warm_reconstructor(
     rec = build_models(cfg, tok)["reconstructor"].to(device).train()
     optimizer = torch.optim.Adam(rec.parameters(), lr=w["lr"])
     loss = torch.zeros(())
-    for _ in range(w["reconstructor_steps"]):
+    for _ in progress(range(w["reconstructor_steps"]), desc="summary_ae: warm reconstructor"):
         src, article = encode_articles(tok, batch_of(articles, rng, w["batch_size"]), device)
         summary = gen.greedy(src, max_words=cfg["data"]["max_summary_words"])
         loss = token_cross_entropy(
@@ -367,7 +374,7 @@ def warm_discriminator(
     disc = build_models(cfg, tok)["discriminator"].to(device).train()
     optimizer = torch.optim.Adam(disc.parameters(), lr=w["lr"])
     loss, accuracy = torch.zeros(()), float("nan")
-    for _ in range(w["discriminator_steps"]):
+    for _ in progress(range(w["discriminator_steps"]), desc="summary_ae: warm discriminator"):
         real = real_summaries(tok, batch_of(summaries, rng, w["batch_size"]), device)
         src, _ = encode_articles(tok, batch_of(articles, rng, w["batch_size"]), device)
         with torch.no_grad():
@@ -408,21 +415,32 @@ class AdversarialObjective(nn.Module):
     DistributedDataParallel wraps, so the three models' gradients are averaged over ranks in
     one backward pass).
 
-    The generator samples summaries (with gradient) and writes greedy ones (the self-critical
-    baseline); both are rewarded by the reconstructor's per-word log-likelihood of the
-    article, the discriminator's per-word rewards (discounted) and a length term. The
-    reconstructor learns to rebuild the articles from the samples; the discriminator learns
-    real training summaries against the samples (also when its rewards are off,
-    ``adversary.weight: 0``, so its accuracy shows how far from language the code drifts).
+    ``estimator="reinforce"`` (Wang & Lee): the generator samples summaries (with gradient)
+    and writes greedy ones (the self-critical baseline); both are rewarded by the
+    reconstructor's per-word log-likelihood of the article, the discriminator's per-word
+    rewards (discounted) and a length term, and the policy gradient with an entropy bonus
+    trains the generator. The reconstructor learns to rebuild the articles from the samples.
+
+    ``estimator="gumbel"`` (the SEQ^3 ablation, Baziotis et al. 2019): the generator samples
+    straight-through Gumbel-softmax one-hots; the reconstructor reads them, so its loss trains
+    both models by backpropagation, and the discriminator's non-saturating loss ``-log D``
+    on them (its weights frozen for that term) pushes the generator towards language. No
+    baseline, no length term (the summary length is bounded by ``max_words`` alone).
+
+    Either way the discriminator learns real training summaries against the samples (also
+    when its rewards are off, ``adversary.weight: 0``, so its accuracy shows how far from
+    language the code drifts).
 
     Args:
         models: ``generator``, ``reconstructor``, ``discriminator``.
-        reward: Combines the reward terms.
+        reward: Combines the reward terms (REINFORCE).
         pad_id: The tokenizer's padding id.
         max_words: The longest summary sampled.
-        temperature: Sampling temperature.
-        entropy_weight: Weight of the entropy bonus.
-        adversary_weight: Weight of the discriminator's rewards (0: none).
+        estimator: ``reinforce`` or ``gumbel``.
+        temperature: Sampling temperature (REINFORCE).
+        entropy_weight: Weight of the entropy bonus (REINFORCE).
+        gumbel_tau: The relaxation's temperature (Gumbel-softmax).
+        adversary_weight: Weight of the discriminator's rewards or loss (0: none).
         reward_form: ``centered`` or ``log`` (:meth:`PrefixDiscriminator.token_rewards`).
     """
 
@@ -433,17 +451,22 @@ class AdversarialObjective(nn.Module):
         *,
         pad_id: int,
         max_words: int,
-        temperature: float,
-        entropy_weight: float,
+        estimator: str = "reinforce",
+        temperature: float = 1.0,
+        entropy_weight: float = 0.0,
+        gumbel_tau: float = 1.0,
         adversary_weight: float,
-        reward_form: str,
+        reward_form: str = "centered",
     ) -> None:
         super().__init__()
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         self.models = models
         self.reward = reward
-        self.pad_id, self.max_words, self.temperature = pad_id, max_words, temperature
-        self.entropy_weight, self.adversary_weight = entropy_weight, adversary_weight
-        self.reward_form = reward_form
+        self.pad_id, self.max_words, self.estimator = pad_id, max_words, estimator
+        self.temperature, self.entropy_weight = temperature, entropy_weight
+        self.gumbel_tau = gumbel_tau
+        self.adversary_weight, self.reward_form = adversary_weight, reward_form
 
     def forward(
         self, src: ExtendedBatch, article: torch.Tensor, real: Summaries
@@ -456,6 +479,23 @@ class AdversarialObjective(nn.Module):
                 target).
             real: Human-written training summaries (``ids``, ``lengths``).
         """
+        disc = self.models["discriminator"]
+        if self.estimator == "reinforce":
+            sample, losses, logged = self._reinforce(src, article)
+        else:
+            sample, losses, logged = self._gumbel(src, article)
+        # the discriminator: real training summaries against the samples
+        losses["discriminator"] = disc.loss(real.ids, real.lengths, sample.ids, sample.lengths)
+        logged |= {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
+        logged["generator/sample_tokens"] = float(sample.lengths.float().mean())
+        logged["discriminator/accuracy"] = disc.accuracy(
+            real.ids, real.lengths, sample.ids, sample.lengths
+        )
+        return losses, logged
+
+    def _reinforce(
+        self, src: ExtendedBatch, article: torch.Tensor
+    ) -> tuple[Sampled, dict[str, torch.Tensor], dict[str, float]]:
         gen, rec, disc = (self.models[name] for name in MODELS)
         sample = gen.sample(src, max_words=self.max_words, temperature=self.temperature)
         gen.eval()
@@ -491,23 +531,34 @@ class AdversarialObjective(nn.Module):
             "reconstructor": token_cross_entropy(
                 rec(sample, article), rec.score_targets(sample, article), pad_id=self.pad_id
             ),
-            # the discriminator: real training summaries against the samples
-            "discriminator": disc.loss(real.ids, real.lengths, sample.ids, sample.lengths),
         }
-        logged = {f"loss/{k}": float(v.detach()) for k, v in losses.items()}
-        logged |= {f"reward/{k}": float(v.mean()) for k, v in sampled.terms.items()}
+        logged = {f"reward/{k}": float(v.mean()) for k, v in sampled.terms.items()}
         logged["reward/total"] = float(sampled.total.mean())
         logged["reward/greedy_total"] = float(baseline.total.mean())
         logged["reward/advantage"] = float(advantage.sum(1).mean())
         logged["generator/entropy"] = float(
             (sample.entropy.detach() * sample.mask).sum() / sample.mask.sum().clamp(min=1)
         )
-        logged["generator/sample_tokens"] = float(sample.lengths.float().mean())
         logged["generator/greedy_tokens"] = float(greedy.lengths.float().mean())
-        logged["discriminator/accuracy"] = disc.accuracy(
-            real.ids, real.lengths, sample.ids, sample.lengths
-        )
-        return losses, logged
+        return sample, losses, logged
+
+    def _gumbel(
+        self, src: ExtendedBatch, article: torch.Tensor
+    ) -> tuple[Sampled, dict[str, torch.Tensor], dict[str, float]]:
+        gen, rec, disc = (self.models[name] for name in MODELS)
+        sample = gen.gumbel_sample(src, max_words=self.max_words, tau=self.gumbel_tau)
+        # the reconstructor reads the one-hots: its loss trains it and, through them, the writer
+        losses = {
+            "reconstructor": self.reward.reconstruction_weight
+            * token_cross_entropy(
+                rec(sample, article), rec.score_targets(sample, article), pad_id=self.pad_id
+            )
+        }
+        if self.adversary_weight > 0:
+            losses["generator_adversarial"] = self.adversary_weight * disc.generator_loss(
+                sample.ids, sample.lengths, sample.soft
+            )
+        return sample, losses, {}
 
 
 def train(
@@ -548,8 +599,10 @@ def train(
         reward,
         pad_id=tok.pad_id,
         max_words=cfg["data"]["max_summary_words"],
+        estimator=t["estimator"],
         temperature=t["temperature"],
         entropy_weight=t["entropy_weight"],
+        gumbel_tau=t["gumbel_tau"],
         adversary_weight=a["weight"],
         reward_form=a["reward_form"],
     )
@@ -696,7 +749,12 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
             """A part every rank needs: made once by rank 0, or copied from ``from_run``."""
             if source is not None:
                 return run.part(name, lambda: copy_part(source, run, name), main_only=True)
-            return run.part(name, compute, main_only=True)
+
+            def announced() -> dict[str, Any]:
+                print(f"summary_ae: {name}")
+                return compute()
+
+            return run.part(name, announced, main_only=True)
 
         tok_dir = run.part_dir("tokenizer")
         made("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir))

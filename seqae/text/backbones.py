@@ -246,12 +246,16 @@ class TransformerSeq2Seq(nn.Module):
                 f"{self.max_positions} (backbone_size max_positions)"
             )
 
-    def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Memory, TransformerState]:
+    def encode(
+        self, ids: Tensor, lengths: Tensor, *, embedded: Tensor | None = None
+    ) -> tuple[Memory, TransformerState]:
         """Read the source.
 
         Args:
             ids: ``(B, T)`` in-vocabulary ids, padded.
             lengths: ``(B,)`` real lengths (each >= 1).
+            embedded: ``(B, T, d)`` the source's token embeddings instead of ``ids``' (relaxed
+                tokens: :func:`~seqae.text.seq2seq.embed_soft` over :attr:`embedding`).
 
         Returns:
             The :class:`Memory` (the encoder's output states, 0 at padding) and the empty
@@ -260,7 +264,8 @@ class TransformerSeq2Seq(nn.Module):
         check_source(ids, lengths)
         self._check_positions(ids.shape[1], "source")
         mask = lengths_mask(lengths.to(ids.device), ids.shape[1])  # (B, T)
-        states = self.model.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        tokens = {"input_ids": ids} if embedded is None else {"inputs_embeds": embedded}
+        states = self.model.encoder(**tokens, attention_mask=mask.long()).last_hidden_state
         states = states * mask.unsqueeze(-1)  # (B, T, d), zeros at padding
         return Memory(states, self.attention.key(states), mask), TransformerState()
 

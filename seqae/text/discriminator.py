@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from seqae.core.losses import gan_discriminator_loss
 from seqae.core.saving import SavedByConfig
-from seqae.text.seq2seq import check_cell
+from seqae.text.seq2seq import check_cell, embed_soft
 
 __all__ = ["PrefixDiscriminator", "RewardForm"]
 
@@ -152,12 +152,14 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
             )
         return ids, lengths.to(ids.device)
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, lengths: Tensor, *, soft: Tensor | None = None) -> Tensor:
         """Logit of "written by a person" for every prefix.
 
         Args:
             ids: ``(B, T)`` token ids; extended ids (``>= vocab_size``) are read as ``<unk>``.
             lengths: ``(B,)`` number of valid tokens of each row.
+            soft: ``(B, T, V + k)`` relaxed one-hots of ``ids`` to read instead (the
+                generator's ``gumbel_sample``), so the logits have a gradient for the writer.
 
         Returns:
             ``(B, T)`` logits; ``logits[b, t]`` depends on ``ids[b, :t + 1]`` only. Positions
@@ -165,7 +167,8 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
         """
         ids, lengths = self._checked(ids, lengths)
         ids = ids.masked_fill(ids >= self.vocab_size, self.unk_id)
-        h, _ = self.rnn(self.dropout(self.embedding(ids)))
+        x = self.embedding(ids) if soft is None else embed_soft(self.embedding, soft, self.unk_id)
+        h, _ = self.rnn(self.dropout(x))
         logits = self.head(self.dropout(h)).squeeze(-1)
         return logits.masked_fill(~_valid_mask(lengths, ids.shape[1]), 0.0)
 
@@ -195,6 +198,23 @@ class PrefixDiscriminator(SavedByConfig, nn.Module):
                 "PrefixDiscriminator.loss: a batch has no valid tokens (all lengths 0)"
             )
         return gan_discriminator_loss(real, fake, kind="nonsaturating")
+
+    def generator_loss(self, ids: Tensor, lengths: Tensor, soft: Tensor) -> Tensor:
+        """The writer's non-saturating adversarial loss ``mean -log D`` over the valid prefixes
+        of relaxed summaries (straight-through Gumbel-softmax training), differentiable with
+        respect to ``soft`` only: the discriminator's own weights get no gradient from it.
+
+        Args:
+            ids: ``(B, T)`` the sampled ids.
+            lengths: ``(B,)`` their lengths.
+            soft: ``(B, T, V + k)`` their straight-through one-hots.
+        """
+        frozen = {name: p.detach() for name, p in self.named_parameters()}
+        logits = torch.func.functional_call(self, frozen, (ids, lengths), {"soft": soft})
+        valid = _valid_mask(lengths.to(ids.device), ids.shape[1])
+        if not bool(valid.any()):
+            raise ValueError("PrefixDiscriminator.generator_loss: no valid tokens (lengths 0)")
+        return nn.functional.softplus(-logits[valid]).mean()  # -log sigmoid(logit)
 
     @torch.no_grad()
     def token_rewards(

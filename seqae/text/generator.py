@@ -65,6 +65,10 @@ class Sampled(NamedTuple):
     mask: Tensor
     #: The batch's extended ids beyond the vocabulary (from the articles).
     max_oovs: int
+    #: ``(B, S, V + max_oovs)`` straight-through Gumbel-softmax one-hots of the tokens
+    #: (:meth:`PointerGenerator.gumbel_sample`; ``None`` from :meth:`~PointerGenerator.sample`):
+    #: exactly ``one_hot(ids)`` forward (0 at padding), the relaxed sample's gradient backward.
+    soft: Tensor | None = None
 
 
 class Decoded(NamedTuple):
@@ -244,8 +248,10 @@ class PointerGenerator(SavedByConfig, nn.Module):
         max_words: int,
         temperature: float,
         pick: Callable[[Tensor], Tensor],
+        gumbel_tau: float | None = None,
     ) -> Sampled:
-        """Decode token by token, choosing each with ``pick(probs (B, V')) -> (B,)``."""
+        """Decode token by token, choosing each with ``pick(probs (B, V')) -> (B,)``, or, with
+        ``gumbel_tau``, by the Gumbel-max trick, keeping straight-through relaxed one-hots."""
         if max_words < 1:
             raise ValueError(f"max_words must be >= 1, got {max_words}")
         if temperature <= 0:
@@ -255,14 +261,24 @@ class PointerGenerator(SavedByConfig, nn.Module):
         b = source.shape[0]
         prev = source.new_full((b,), self.bos_id)
         finished = torch.zeros(b, dtype=torch.bool, device=source.device)
-        ids, log_probs, entropies, keeps = [], [], [], []
+        ids, log_probs, entropies, keeps, softs = [], [], [], [], []
         for t in range(max_words + 1):
             probs, state, _ = self._next(prev, state, memory, source, batch.max_oovs)
             if temperature != 1.0:
                 probs = torch.softmax(masked_log(probs) / temperature, dim=-1)
-            token = pick(probs)  # (B,)
+            if gumbel_tau is None:
+                token = pick(probs)  # (B,)
+            else:  # argmax of log p + Gumbel noise is a sample of p; its softmax is relaxed
+                uniform = torch.rand_like(probs).clamp(min=1e-10, max=1.0 - 1e-7)
+                scores = masked_log(probs) - torch.log(-torch.log(uniform))
+                token = scores.argmax(dim=-1)
+                relaxed = torch.softmax(scores / gumbel_tau, dim=-1)
+                hard = nn.functional.one_hot(token, probs.shape[-1]).to(relaxed.dtype)
+                soft = hard - relaxed.detach() + relaxed  # straight-through
             is_eos = token == self.eos_id
             keep = ~finished & (is_eos | (t < max_words))  # the last step keeps only </s>
+            if gumbel_tau is not None:
+                softs.append(soft * keep[:, None])
             ids.append(token.masked_fill(~keep, self.pad_id))
             log_probs.append(masked_log(probs).gather(1, token[:, None]).squeeze(1) * keep)
             entropies.append(entropy_of(probs) * keep)
@@ -280,7 +296,27 @@ class PointerGenerator(SavedByConfig, nn.Module):
             lengths=lengths,
             mask=lengths_mask(lengths, width),
             max_oovs=batch.max_oovs,
+            soft=torch.stack(softs, dim=1)[:, :width] if softs else None,
         )
+
+    def gumbel_sample(self, batch: ExtendedBatch, *, max_words: int, tau: float = 1.0) -> Sampled:
+        """Sample one summary per article with a straight-through Gumbel-softmax (Jang et al.
+        2017; SEQ^3, Baziotis et al. 2019, arXiv 1904.03651): the tokens are samples of the
+        model's distribution (the Gumbel-max trick), and :attr:`Sampled.soft` carries their
+        one-hots with the gradient of the relaxed sample ``softmax((log p + g) / tau)``, so
+        models that read ``soft`` (the reconstructor, the discriminator) pass gradients back to
+        the generator without REINFORCE. The decoder reads each sampled token itself (no
+        gradient through the next step's input).
+
+        Args:
+            batch: The articles.
+            max_words: At most this many words per summary.
+            tau: The relaxation's temperature (> 0): lower is closer to one-hot, with
+                higher-variance gradients.
+        """
+        if tau <= 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        return self._decode(batch, max_words, 1.0, lambda p: p.argmax(-1), gumbel_tau=tau)
 
     def sample(self, batch: ExtendedBatch, *, max_words: int, temperature: float = 1.0) -> Sampled:
         """Sample one summary per article (with gradient, for REINFORCE).

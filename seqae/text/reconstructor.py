@@ -32,6 +32,7 @@ from seqae.text.seq2seq import (
     Source,
     check_settings,
     copy_mixture,
+    embed_soft,
     in_vocab,
     lengths_mask,
     masked_log,
@@ -173,7 +174,9 @@ class Reconstructor(SavedByConfig, nn.Module):
 
         Args:
             summary: The summaries (the generator's ``Sampled``/``Decoded``, or
-                :class:`~seqae.text.seq2seq.Summaries`).
+                :class:`~seqae.text.seq2seq.Summaries`). A ``Sampled`` from
+                ``gumbel_sample`` is read through its ``soft`` one-hots, so the loss
+                reaches the generator.
             article: ``(B, T)`` the articles' extended ids *without* ``<s>``, ending with
                 ``</s>``, padded (``extend_targets(article_words, oov_words).extended_ids``).
 
@@ -182,8 +185,11 @@ class Reconstructor(SavedByConfig, nn.Module):
             at ``log(1e-30)``; score them against :meth:`score_targets`.
         """
         source = summary.ids.to(article.device)  # (B, S) extended ids
+        soft = getattr(summary, "soft", None)  # straight-through one-hots: gradient to the writer
         memory, state = self.core.encode(
-            in_vocab(source, self.vocab_size, self.unk_id), summary.lengths.to(article.device)
+            in_vocab(source, self.vocab_size, self.unk_id),
+            summary.lengths.to(article.device),
+            embedded=None if soft is None else embed_soft(self.core.embedding, soft, self.unk_id),
         )
         bos = article.new_full((article.shape[0], 1), self.bos_id)
         inputs = in_vocab(torch.cat([bos, article[:, :-1]], dim=1), self.vocab_size, self.unk_id)

@@ -191,6 +191,26 @@ def in_vocab(ids: Tensor, vocab_size: int, unk_id: int) -> Tensor:
     return ids.masked_fill(ids >= vocab_size, unk_id)
 
 
+def embed_soft(embedding: nn.Embedding, soft: Tensor, unk_id: int) -> Tensor:
+    """Embed relaxed one-hot tokens over an extended vocabulary.
+
+    Args:
+        embedding: The vocabulary's embedding (``V`` rows).
+        soft: ``(..., V + k)`` weights over the extended vocabulary (a straight-through
+            one-hot, :attr:`~seqae.text.generator.Sampled.soft`; 0 at padding).
+        unk_id: ``<unk>``: every extended id reads as it, as :func:`in_vocab` maps hard ids.
+
+    Returns:
+        ``(..., E)`` the weighted mixture of embeddings: for a one-hot exactly its token's
+        embedding, with gradient with respect to ``soft``.
+    """
+    v = embedding.num_embeddings
+    x = soft[..., :v] @ embedding.weight
+    if soft.shape[-1] > v:
+        x = x + soft[..., v:].sum(dim=-1, keepdim=True) * embedding.weight[unk_id]
+    return x * getattr(embedding, "embed_scale", 1.0)  # BART's scaled embedding
+
+
 def copy_mixture(
     vocab_probs: Tensor, p_gen: Tensor, attention: Tensor, source_ids: Tensor, max_oovs: int
 ) -> Tensor:
@@ -302,19 +322,23 @@ class AttentionSeq2Seq(nn.Module):
         """Initialise a model's vocabulary layer over :attr:`Step.features` (nothing to do: a
         recurrent core has no pretrained output layer)."""
 
-    def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
+    def encode(
+        self, ids: Tensor, lengths: Tensor, *, embedded: Tensor | None = None
+    ) -> tuple[Memory, DecoderState]:
         """Read the source.
 
         Args:
             ids: ``(B, T)`` in-vocabulary ids, padded.
             lengths: ``(B,)`` real lengths (each >= 1).
+            embedded: ``(B, T, E)`` the source's embeddings instead of ``ids``' (relaxed
+                tokens: :func:`embed_soft`).
 
         Returns:
             The :class:`Memory` and the decoder's first :class:`DecoderState`.
         """
         check_source(ids, lengths)
         b, t = ids.shape
-        x = self.drop(self.embedding(ids))  # (B, T, E)
+        x = self.drop(self.embedding(ids) if embedded is None else embedded)  # (B, T, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, final = self.encoder(packed)  # (2L, B, H); an LSTM's: (h_n, c_n)
         h_n, c_n = final if isinstance(final, tuple) else (final, None)

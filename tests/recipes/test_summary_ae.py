@@ -245,3 +245,20 @@ def test_settings_are_chosen_on_the_validation_pairs(
     assert "the valid pairs" in (out / "eval_table.md").read_text()
     # the same model, other pairs: other scores
     assert metrics["lead_8_rouge1"] != full["lead_8_rouge1"]
+
+
+def test_gumbel_softmax_ablation_trains_the_writer_by_backpropagation(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path
+) -> None:
+    first, full = tiny_run
+    out = tmp_path / "gumbel"
+    metrics = _run(out, text_corpus, "train.estimator=gumbel", f"warm_start.from_run={first}")
+    assert metrics["parts"] == full["parts"] and metrics["steps"] == full["steps"]
+    generator = PointerGenerator.from_pretrained(out / "models" / "generator")
+    warm = PointerGenerator.from_pretrained(first / "parts" / "warm_generator")
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(generator.state_dict().values(), warm.state_dict().values(), strict=True)
+    )
+    with pytest.raises(ConfigError, match="train.estimator"):
+        _run(tmp_path / "bad", text_corpus, "train.estimator=reinforcee")
