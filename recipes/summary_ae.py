@@ -116,6 +116,8 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(
                 f"warm_start.{key} must be non-negative (batch_size >= 1), got {w[key]}"
             )
+    if t["threads"] < 0:
+        raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
     for key in ("steps", "batch_size", "log_every"):
         if t[key] < 1:
             raise ConfigError(f"train.{key} must be at least 1, got {t[key]}")
@@ -733,10 +735,21 @@ def evaluate(
 
 def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
     validate(cfg)
+    threads = torch.get_num_threads()
+    if cfg["train"]["threads"] > 0:
+        torch.set_num_threads(cfg["train"]["threads"])
+    try:
+        return run_summary_ae(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_summary_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """The whole run (:func:`main` without the thread setting)."""
     ctx = init_distributed(device_preference=cfg["device"])
     seed_everything(cfg["seed"])
     # resume=true train.steps=N extends the adversarial stage; it leaves the warm starts alone
-    neutral = (*RESULT_NEUTRAL_KEYS, "train.steps")
+    neutral = (*RESULT_NEUTRAL_KEYS, "train.steps", "train.threads")
     with RunSession(cfg, recipe="summary_ae", ctx=ctx, neutral=neutral) as run:
         if ctx.is_main:
             corpus = load_corpus(cfg["data"])
