@@ -81,7 +81,7 @@ from seqae.training import (
     wrap_model,
 )
 
-NULLABLE_KEYS = ("train.max_minutes", "reward.target_length")
+NULLABLE_KEYS = ("train.max_minutes", "reward.target_length", "data.corpus")
 #: How the writer learns through its discrete summaries (``train.estimator``).
 ESTIMATORS = ("reinforce", "gumbel")
 MODELS = ("generator", "reconstructor", "discriminator")

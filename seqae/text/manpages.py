@@ -22,7 +22,7 @@ How a page becomes an (article, summary) pair (:func:`man_page_pair`):
 A page is dropped, and counted under its reason, when:
 
 - ``so_link``: it is a ``.so`` link to another page (read through that page instead);
-  symbolic links are read through their target, once.
+  symbolic links are read through their target, once (``broken_link``: it has none).
 - ``unreadable`` / ``encoding``: it cannot be decompressed / is not UTF-8.
 - ``no_name``: there is no NAME line with a description after a ``-`` separator.
 - ``short_summary``: that description has fewer than :data:`~seqae.text.corpus.MIN_SUMMARY_WORDS`
@@ -85,6 +85,7 @@ from seqae.text.corpus import (
 )
 
 __all__ = [
+    "MANIFEST",
     "MAN_CORPUS_FILES",
     "MAN_SECTIONS",
     "ManCorpusError",
@@ -94,6 +95,7 @@ __all__ = [
     "man_page_pair",
     "page_name",
     "read_man_source",
+    "render_escapes",
 ]
 
 #: The sections read by default.
@@ -105,6 +107,7 @@ MAN_CORPUS_FILES: dict[str, str] = {
     "valid": "valid.jsonl",
     "test": "test.jsonl",
 }
+#: The manifest, written last.
 MANIFEST = "corpus.json"
 _COMPRESSED = (".gz", ".bz2", ".xz")
 _DECOMPRESSORS: dict[bytes, Callable[[bytes], bytes]] = {
@@ -387,7 +390,9 @@ def _request(line: str) -> tuple[str, str]:
 
 
 def _is_mdoc(lines: Sequence[str]) -> bool:
-    return any(re.match(r"[.']\s*(Dd|Sh)\b", line) for line in lines[:200])
+    """Whether a page uses mdoc(7): its prologue starts with ``.Dd`` (old pod2man pages define
+    an ``.Sh`` macro of their own, so ``.Sh`` alone does not tell)."""
+    return any(re.match(r"[.']\s*Dd\b", line) for line in lines[:200])
 
 
 def _parse(lines: Sequence[str]) -> _Page:
@@ -750,7 +755,7 @@ def _read_pages(
             continue
         name, section = page_name(real)
         pages.append(ManPage(result[0], result[1], name, section))
-    counts = {"files": len(files), "links": links, "pages": len(read)}
+    counts = {"files_found": len(files), "links": links, "pages": len(read)}
     return pages, read, dropped, counts
 
 
