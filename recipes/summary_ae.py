@@ -59,7 +59,7 @@ from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text
 from seqae.text.corpus import PRESETS, build_text_corpus
 from seqae.text.discriminator import PrefixDiscriminator
-from seqae.text.evaluation import evaluate_summaries
+from seqae.text.evaluation import article_words, evaluate_summaries
 from seqae.text.generator import PointerGenerator, Sampled
 from seqae.text.language_model import SummaryLanguageModel, perplexity, train_language_model
 from seqae.text.loaders import TextCorpus, load_text_corpus
@@ -67,7 +67,7 @@ from seqae.text.reconstructor import Reconstructor
 from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
 from seqae.text.seq2seq import Source, Summaries
 from seqae.text.summarize import Summarizer, save_summarizer, summarize_texts
-from seqae.text.tokenizer import UNK, ExtendedBatch, WordTokenizer
+from seqae.text.tokenizer import ExtendedBatch, WordTokenizer
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
     DistributedContext,
@@ -165,11 +165,6 @@ def load_corpus(data_cfg: dict[str, Any]) -> TextCorpus:
         print(f"summary_ae: building the {data_cfg['preset']} text corpus into {corpus}")
         build_text_corpus(corpus, preset=data_cfg["preset"], overwrite=Path(corpus).exists())
     return load_text_corpus(data_cfg)
-
-
-def words_of(tok: WordTokenizer, texts: Sequence[str], max_words: int) -> list[list[str]]:
-    """Each text's words, cut to ``max_words``."""
-    return [tok.tokenize(text, max_words=max_words).words or [UNK] for text in texts]
 
 
 def pseudo_pair(
@@ -772,8 +767,9 @@ def run_summary_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
         tok_dir = run.part_dir("tokenizer")
         made("tokenizer", lambda: train_tokenizer(cfg, corpus, tok_dir))
         tok = WordTokenizer.load(tok_dir)
-        articles = words_of(tok, corpus.articles, cfg["data"]["max_article_words"])
-        summaries = words_of(tok, corpus.summaries, cfg["data"]["max_summary_words"])
+        d = cfg["data"]
+        articles = [article_words(tok, text, d["max_article_words"]) for text in corpus.articles]
+        summaries = [article_words(tok, text, d["max_summary_words"]) for text in corpus.summaries]
         dirs = {name: run.part_dir(f"warm_{name}") for name in MODELS}
         parts = {
             "warm_generator": made(

@@ -59,16 +59,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from seqae.config import ConfigError, load_config
 from seqae.files import atomic_write_text, save_safetensors_atomic
-from seqae.text.discriminator import PrefixDiscriminator
-from seqae.text.env import ModelReward, SummaryEnvSpec, rollout_summaries
-from seqae.text.evaluation import evaluate_summaries, slug
+from seqae.text.env import SummaryEnvSpec, rollout_summaries
+from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
-from seqae.text.rewards import SummaryReward
 from seqae.text.summarize import Summarizer, summarize_texts
-from seqae.text.tokenizer import UNK, WordTokenizer, detokenize
+from seqae.text.tokenizer import WordTokenizer, detokenize
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
     RunSession,
@@ -194,11 +192,6 @@ def read_source(cfg: dict[str, Any]) -> Source:
                 raise ConfigError(f"from_run {folder}: its config.yaml lacks {dotted}; {expected}")
             node = node[key]
     return Source(folder, source_cfg, record)
-
-
-def words_of(tok: WordTokenizer, texts: Sequence[str], max_words: int) -> list[list[str]]:
-    """Each text's words, cut to ``max_words`` (``<unk>`` for an empty text, as summary_ae)."""
-    return [tok.tokenize(text, max_words=max_words).words or [UNK] for text in texts]
 
 
 def env_spec(cfg: dict[str, Any], source: Source, articles: list[list[str]]) -> SummaryEnvSpec:
@@ -367,13 +360,7 @@ def mean_rewards(
 ) -> dict[str, dict[str, float]]:
     """Each system's mean reward terms on the test articles (summary_ae's objective), every
     summary read as finished (its words and ``</s>``), as the environment reads it."""
-    reward = ModelReward(
-        tokenizer=tok,
-        reconstructor=Reconstructor.from_pretrained(spec.reconstructor_dir),
-        discriminator=PrefixDiscriminator.from_pretrained(spec.discriminator_dir),
-        reward=SummaryReward(**spec.reward),
-        reward_form=spec.reward_form,
-    )
+    reward = spec.model_reward(tok)
     out = {}
     for name, texts in systems.items():
         sums: dict[str, float] = {}
@@ -403,7 +390,7 @@ def evaluate(
         raise ConfigError(f"summary_ppo: the corpus has no {split} pairs to evaluate on")
     articles = [pair.article for pair in pairs]
     references = [pair.summary for pair in pairs]
-    words = words_of(tok, articles, max_article)
+    words = [article_words(tok, text, max_article) for text in articles]
     kw = {"max_words": e["max_words"], "max_article_words": max_article}
 
     def greedy(folder: str) -> list[str]:
@@ -493,7 +480,8 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
             )
         corpus = load_text_corpus(source.cfg["data"])
         tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
-        articles = words_of(tok, corpus.articles, source.cfg["data"]["max_article_words"])
+        max_article = source.cfg["data"]["max_article_words"]
+        articles = [article_words(tok, text, max_article) for text in corpus.articles]
         spec = env_spec(cfg, source, articles)
         model, summary = train(cfg, run, spec)
         metrics = run.part(

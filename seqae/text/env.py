@@ -428,19 +428,21 @@ class SummaryEnvSpec:
     monitor: bool = False
     threads: int | None = None
 
+    def model_reward(self, tokenizer: WordTokenizer) -> ModelReward:
+        """summary_ae's reward from the trained reconstructor and discriminator."""
+        return ModelReward(
+            tokenizer=tokenizer,
+            reconstructor=Reconstructor.from_pretrained(self.reconstructor_dir),
+            discriminator=PrefixDiscriminator.from_pretrained(self.discriminator_dir),
+            reward=SummaryReward(**self.reward),
+            reward_form=self.reward_form,
+        )
+
     def build(self) -> SummaryEnv:
         """The environment, unwrapped."""
         tok = WordTokenizer.load(self.tokenizer_dir)
         encoder = GeneratorEncoder(PointerGenerator.from_pretrained(self.generator_dir), tok)
-        reward = None
-        if self.with_reward:
-            reward = ModelReward(
-                tokenizer=tok,
-                reconstructor=Reconstructor.from_pretrained(self.reconstructor_dir),
-                discriminator=PrefixDiscriminator.from_pretrained(self.discriminator_dir),
-                reward=SummaryReward(**self.reward),
-                reward_form=self.reward_form,
-            )
+        reward = self.model_reward(tok) if self.with_reward else None
         return SummaryEnv(
             articles=self.articles,
             encoder=encoder,

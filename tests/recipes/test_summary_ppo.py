@@ -20,6 +20,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from seqae.cli import find_recipe, load_recipe, main, run_recipe  # noqa: E402
 from seqae.config import ConfigError, load_config  # noqa: E402
+from seqae.text.evaluation import article_words  # noqa: E402
 from seqae.text.loaders import load_text_corpus  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer  # noqa: E402
 from tests.recipes.resume_checks import Interrupted, comparable, interrupt_at_call  # noqa: E402
@@ -113,7 +114,7 @@ def test_saved_policy_writes_the_evaluated_summaries(ppo_run: tuple[Path, dict])
     model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
     model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
     data, e = source.cfg["data"], source.cfg["eval"]
-    words = recipe.words_of(tok, [p.article for p in corpus.test], data["max_article_words"])
+    words = [article_words(tok, p.article, data["max_article_words"]) for p in corpus.test]
     texts = recipe.policy_summaries(model, spec, words, max_words=e["max_words"], batch=16)
     rewards = recipe.mean_rewards(spec, tok, words, {"PPO": texts}, batch=40)["PPO"]
     assert rewards["total"] == pytest.approx(metrics["ppo_reward_total"], abs=1e-5)

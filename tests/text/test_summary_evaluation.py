@@ -15,7 +15,6 @@ from seqae.extras import missing_modules
 if missing_modules("text"):
     pytest.skip("seqae's text extra is not installed", allow_module_level=True)
 
-from seqae.cli import find_recipe, load_recipe  # noqa: E402
 from seqae.metrics.rouge import corpus_rouge, lead_n, paired_rouge_difference  # noqa: E402
 from seqae.text.evaluation import (  # noqa: E402
     article_words,
@@ -278,9 +277,8 @@ def _direct_reconstruction(gen, rec, tok, words, *, max_words: int) -> tuple[flo
 
 
 def test_reconstruction_equals_the_generators_own(tok, lm, rec) -> None:
-    recipe = load_recipe(find_recipe("summary_ae"))
     max_words = 6
-    words = recipe.words_of(tok, ARTICLES, MAX_ARTICLE_WORDS)
+    words = [article_words(tok, text, MAX_ARTICLE_WORDS) for text in ARTICLES]
     gen = _generator_with_mixed_summaries(tok, words, max_words)
     limits = {"max_words": max_words, "max_article_words": MAX_ARTICLE_WORDS}
     texts, _ = summarize_texts(
