@@ -37,13 +37,14 @@ from seqae.text.seq2seq import (
     Memory,
     State,
     check_settings,
-    copy_mixture,
     entropy_of,
     in_vocab,
     lengths_mask,
     masked_log,
+    pointer_distribution,
     select_memory,
     select_state,
+    stack_steps,
 )
 from seqae.text.tokenizer import ExtendedBatch
 
@@ -207,10 +208,8 @@ class PointerGenerator(SavedByConfig, nn.Module):
     ) -> tuple[Tensor, DecoderState, Tensor]:
         """``prev (B,)`` extended ids -> ``(probs (B, V + max_oovs), state, p_gen (B, 1))``."""
         step = self.core.step(in_vocab(prev, self.vocab_size, self.unk_id), state, memory)
-        logits = self.out(step.features).masked_fill(self.never, float("-inf"))  # (B, V)
-        p_gen = torch.sigmoid(self.switch(torch.cat([step.features, step.inputs], dim=-1)))
-        probs = copy_mixture(
-            torch.softmax(logits, dim=-1), p_gen, step.attention, source_ids, max_oovs
+        probs, p_gen = pointer_distribution(
+            self.out, self.switch, self.never, step, source_ids, max_oovs
         )
         return probs, step.state, p_gen
 
@@ -233,12 +232,14 @@ class PointerGenerator(SavedByConfig, nn.Module):
         memory, state = self._encode(batch)
         source = batch.extended_ids.to(targets.device)
         bos = targets.new_full((targets.shape[0], 1), self.bos_id)
-        inputs = torch.cat([bos, targets[:, :-1]], dim=1)  # (B, S)
-        steps = []
-        for t in range(targets.shape[1]):
-            probs, state, _ = self._next(inputs[:, t], state, memory, source, batch.max_oovs)
-            steps.append(probs)
-        return masked_log(torch.stack(steps, dim=1))  # (B, S, V + max_oovs)
+        inputs = in_vocab(torch.cat([bos, targets[:, :-1]], dim=1), self.vocab_size, self.unk_id)
+        # the decoder reads the summary token by token; the output layer and the copy mixture
+        # then run once over all positions
+        steps = stack_steps(list(self.core.teacher_forced(inputs, state, memory)))
+        probs, _ = pointer_distribution(
+            self.out, self.switch, self.never, steps, source, batch.max_oovs
+        )
+        return masked_log(probs)  # (B, S, V + max_oovs)
 
     # -- decoding ------------------------------------------------------------------------------
 

@@ -31,11 +31,12 @@ from seqae.text.backbones import build_core
 from seqae.text.seq2seq import (
     Source,
     check_settings,
-    copy_mixture,
     embed_soft,
     in_vocab,
     lengths_mask,
     masked_log,
+    pointer_distribution,
+    stack_steps,
 )
 
 __all__ = ["Reconstructor"]
@@ -195,15 +196,10 @@ class Reconstructor(SavedByConfig, nn.Module):
         inputs = in_vocab(torch.cat([bos, article[:, :-1]], dim=1), self.vocab_size, self.unk_id)
         # the decoder reads the article token by token (a transformer: one pass); the output
         # layer and the copy mixture then run once over all positions
-        steps = list(self.core.teacher_forced(inputs, state, memory))
-        features = torch.stack([step.features for step in steps], dim=1)  # (B, T, F)
-        logits = self.out(features).masked_fill(self.never, float("-inf"))  # (B, T, V)
-        probs = torch.softmax(logits, dim=-1)
-        if self.switch is not None:
-            read = torch.stack([step.inputs for step in steps], dim=1)  # (B, T, E)
-            attention = torch.stack([step.attention for step in steps], dim=1)  # (B, T, S)
-            p_gen = torch.sigmoid(self.switch(torch.cat([features, read], -1)))  # (B, T, 1)
-            probs = copy_mixture(probs, p_gen, attention, source, summary.max_oovs)
+        steps = stack_steps(list(self.core.teacher_forced(inputs, state, memory)))
+        probs, _ = pointer_distribution(
+            self.out, self.switch, self.never, steps, source, summary.max_oovs
+        )
         return masked_log(probs)  # (B, T, V')
 
     def _token_log_likelihood(self, summary: Source, article: Tensor) -> tuple[Tensor, Tensor]:

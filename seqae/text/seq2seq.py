@@ -235,6 +235,48 @@ def copy_mixture(
     return generated.scatter_add(-1, source_ids, (1.0 - p_gen) * attention)
 
 
+def pointer_distribution(
+    out: nn.Linear,
+    switch: nn.Linear | None,
+    never: Tensor,
+    step: Step,
+    source_ids: Tensor,
+    max_oovs: int,
+) -> tuple[Tensor, Tensor | None]:
+    """The next-token distribution of a pointer-generator head, for one step or for all steps
+    of a teacher-forced pass at once (the step's fields then have a time axis ``S``).
+
+    Args:
+        out: The vocabulary layer over ``step.features``.
+        switch: The ``p_gen`` layer over ``[features; inputs]`` (None: no copying).
+        never: ``(V,)`` True for tokens never generated (``<pad>``, ``<s>``).
+        step: ``features (B, [S,] F)``, ``inputs (B, [S,] E)``, ``attention (B, [S,] T)``.
+        source_ids: ``(B, T)`` the source's extended ids (what is copied).
+        max_oovs: Extended ids beyond the vocabulary in this batch.
+
+    Returns:
+        ``(probs, p_gen)``: ``(B, [S,] V + max_oovs)`` probabilities (``V`` without copying)
+        and ``(B, [S,] 1)`` (None without copying).
+    """
+    logits = out(step.features).masked_fill(never, float("-inf"))  # (B, [S,] V)
+    probs = torch.softmax(logits, dim=-1)
+    if switch is None:
+        return probs, None
+    p_gen = torch.sigmoid(switch(torch.cat([step.features, step.inputs], dim=-1)))
+    return copy_mixture(probs, p_gen, step.attention, source_ids, max_oovs), p_gen
+
+
+def stack_steps(steps: list[Step]) -> Step:
+    """Steps of a teacher-forced pass as one :class:`Step` with a time axis (``state``: the
+    last step's)."""
+    return Step(
+        torch.stack([s.features for s in steps], dim=1),
+        torch.stack([s.attention for s in steps], dim=1),
+        torch.stack([s.inputs for s in steps], dim=1),
+        steps[-1].state,
+    )
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau attention ``a = softmax_i(v . tanh(W_h h_i + W_s s + b))`` over real positions.
 
