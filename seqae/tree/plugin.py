@@ -1,0 +1,18 @@
+"""seqae's tree plugin, registered through the ``seqae.plugins`` entry point ``tree``.
+
+Adds the ``tree_crf`` bottleneck (span scores -> sampled binary trees) and the ``span_scorer``
+encoder (token ids -> span scores).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(registry: Any) -> None:
+    """Register the tree plugin's components."""
+    from seqae.tree.bottleneck import TreeCRFBottleneck
+    from seqae.tree.crf import SpanScorer
+
+    registry.register("bottleneck", "tree_crf", TreeCRFBottleneck)
+    registry.register("encoder", "span_scorer", SpanScorer)
