@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from seqae.data.lines import decode_utf8_lines
 from seqae.errors import UsageError
 
 __all__ = [
@@ -160,26 +161,14 @@ def _read_lines(path: Path, *, what: str) -> list[str]:
 
 
 def decode_lines(data: bytes, *, where: str) -> list[str]:
-    """The lines of UTF-8 ``data`` (a byte-order mark dropped; a trailing newline ends the last
-    line).
+    """The lines of UTF-8 ``data`` (:func:`seqae.data.lines.decode_utf8_lines`: a byte-order
+    mark dropped, ``\r\n`` or ``\n`` end lines, a trailing newline ends the last line).
 
     Raises:
         TextDataError: A byte is not UTF-8; the message starts with ``where`` and names the
             line, the column and the byte.
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise TextDataError(
-            f"{where} line {line}: byte 0x{data[exc.start]:02x} at column {column} is not "
-            "UTF-8; expected UTF-8 text"
-        ) from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
+    return decode_utf8_lines(data, where=where, error=TextDataError)
 
 
 def _warn_blank(path: Path, blank: int, *, unit: str = "line") -> None:

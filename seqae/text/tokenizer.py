@@ -38,6 +38,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
+from seqae.data.tokens import pad_token_ids
 from seqae.errors import UsageError
 from seqae.files import atomic_write_bytes, atomic_write_json
 
@@ -227,12 +228,7 @@ def _tokens(tokens: Sequence[str], who: str) -> list[str]:
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> Tensor:
-    width = max((len(r) for r in rows), default=0)
-    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for b, row in enumerate(rows):
-        if row:
-            out[b, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
+    return pad_token_ids(rows, pad_id=pad_id).ids
 
 
 class WordTokenizer:
