@@ -3,6 +3,8 @@
 Adds ``seqae data tree`` (``data_builder``: sentences of a generated grammar with gold trees),
 the ``tree_crf`` bottleneck (span scores -> sampled binary trees) and the ``span_scorer``
 encoder (token ids -> span scores).
+Models (``model`` and ``saved_model``): ``rnng``, ``urnng`` and the LSTM baseline ``tree_lm``.
+The compound PCFG ``compound_pcfg`` (:mod:`seqae.tree.pcfg`) is registered the same way.
 """
 
 from __future__ import annotations
@@ -19,3 +21,14 @@ def register(registry: Any) -> None:
     registry.register("data_builder", "tree", corpus.add_parser)
     registry.register("bottleneck", "tree_crf", TreeCRFBottleneck)
     registry.register("encoder", "span_scorer", SpanScorer)
+    from seqae.tree.lm import TreeLanguageModel
+    from seqae.tree.rnng import RNNG
+    from seqae.tree.urnng import URNNG
+
+    for model in (RNNG, URNNG, TreeLanguageModel):
+        registry.register("model", model.model_type, model.from_config)
+        registry.register("saved_model", model.model_type, model)
+    from seqae.tree.pcfg import CompoundPCFG
+
+    registry.register("model", CompoundPCFG.model_type, CompoundPCFG.from_config)
+    registry.register("saved_model", CompoundPCFG.model_type, CompoundPCFG)
