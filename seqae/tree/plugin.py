@@ -19,6 +19,9 @@ def register(registry: Any) -> None:
     from seqae.tree.crf import SpanScorer
 
     registry.register("data_builder", "tree", corpus.add_parser)
+    from seqae.tree import parse
+
+    registry.register("cli", "parse", parse.add_parser)
     registry.register("bottleneck", "tree_crf", TreeCRFBottleneck)
     registry.register("encoder", "span_scorer", SpanScorer)
     from seqae.tree.lm import TreeLanguageModel
