@@ -3,6 +3,7 @@
 Adds ``seqae data tree`` (``data_builder``: sentences of a generated grammar with gold trees),
 the ``tree_crf`` bottleneck (span scores -> sampled binary trees) and the ``span_scorer``
 encoder (token ids -> span scores).
+Adds ``seqae parse`` (``cli``: bracketed trees of sentences with a trained tree parser).
 Models (``model`` and ``saved_model``): ``rnng``, ``urnng`` and the LSTM baseline ``tree_lm``.
 The compound PCFG ``compound_pcfg`` (:mod:`seqae.tree.pcfg`) is registered the same way.
 """
