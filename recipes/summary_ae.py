@@ -64,7 +64,12 @@ from seqae.text.generator import PointerGenerator, Sampled
 from seqae.text.language_model import SummaryLanguageModel, perplexity, train_language_model
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.reconstructor import Reconstructor
-from seqae.text.rewards import SummaryReward, policy_gradient_loss, self_critical_advantage
+from seqae.text.rewards import (
+    LENGTH_MODES,
+    SummaryReward,
+    policy_gradient_loss,
+    self_critical_advantage,
+)
 from seqae.text.seq2seq import Source, Summaries
 from seqae.text.summarize import Summarizer, save_summarizer, summarize_texts
 from seqae.text.tokenizer import ExtendedBatch, WordTokenizer
@@ -140,6 +145,10 @@ def validate(cfg: dict[str, Any]) -> None:
     if a["reward_form"] not in ("centered", "log"):
         raise ConfigError(
             f"adversary.reward_form must be centered or log, got {a['reward_form']!r}"
+        )
+    if cfg["reward"]["length_mode"] not in LENGTH_MODES:
+        raise ConfigError(
+            f"reward.length_mode must be one of {LENGTH_MODES}, got {cfg['reward']['length_mode']!r}"
         )
     if cfg["reward"]["length_weight"] < 0:
         raise ConfigError(
@@ -590,6 +599,7 @@ def train(
         gamma=a["gamma"],
         target_length=r["target_length"],
         length_weight=r["length_weight"],
+        length_mode=r["length_mode"],
     )
     objective = AdversarialObjective(
         models,

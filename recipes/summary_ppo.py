@@ -210,6 +210,7 @@ def env_spec(cfg: dict[str, Any], source: Source, articles: list[list[str]]) -> 
             "gamma": a["gamma"],
             "target_length": r["target_length"],
             "length_weight": r["length_weight"],
+            "length_mode": r.get("length_mode", "over"),  # runs from before the key: "over"
         },
         reward_form=a["reward_form"],
         max_words=max_words,

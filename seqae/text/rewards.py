@@ -164,6 +164,10 @@ class SummaryRewardOutput(NamedTuple):
     terms: dict[str, Tensor]
 
 
+#: How the length term counts (:class:`SummaryReward`).
+LENGTH_MODES = ("over", "distance")
+
+
 class SummaryReward:
     """Per-word returns of a summary from reconstruction, discriminator and length terms.
 
@@ -171,14 +175,18 @@ class SummaryReward:
     valid positions ``t < L``, where ``rec`` is the sequence-level reconstruction reward (shared
     by every word: each word shaped the summary the reconstructor read), ``d_k`` the
     discriminator's per-word rewards, and ``len_term = -max(0, L - target_length)`` the number
-    of words beyond the target (0 when no target is set).
+    of words beyond the target (``length_mode="over"``) or ``-|L - target_length|`` the distance
+    from it (``"distance"``: also short summaries pay, which keeps a writer whose
+    discriminator rewards are mostly negative from collapsing to one or two words); 0 when no
+    target is set.
 
     Args:
         reconstruction_weight: ``w_rec``.
         discriminator_weight: ``w_disc``.
         gamma: Discount of the discriminator rewards, in ``[0, 1]``.
-        target_length: Words allowed before the length penalty starts (``None``: no penalty).
-        length_weight: ``w_len`` (>= 0), per word beyond ``target_length``.
+        target_length: The length the penalty is measured from (``None``: no penalty).
+        length_weight: ``w_len`` (>= 0), per word beyond (or away from) ``target_length``.
+        length_mode: ``"over"`` or ``"distance"`` (see above).
     """
 
     def __init__(
@@ -189,6 +197,7 @@ class SummaryReward:
         gamma: float = 1.0,
         target_length: int | None = None,
         length_weight: float = 0.0,
+        length_mode: str = "over",
     ) -> None:
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"SummaryReward: gamma must be in [0, 1], got {gamma!r}")
@@ -196,6 +205,11 @@ class SummaryReward:
             raise ValueError(f"SummaryReward: target_length must be >= 0, got {target_length!r}")
         if length_weight < 0:
             raise ValueError(f"SummaryReward: length_weight must be >= 0, got {length_weight!r}")
+        if length_mode not in LENGTH_MODES:
+            raise ValueError(
+                f"SummaryReward: length_mode must be one of {LENGTH_MODES}, got {length_mode!r}"
+            )
+        self.length_mode = length_mode
         self.reconstruction_weight = reconstruction_weight
         self.discriminator_weight = discriminator_weight
         self.gamma = gamma
@@ -231,7 +245,8 @@ class SummaryReward:
         if self.target_length is None:
             length = torch.zeros_like(rec)
         else:
-            excess = (lengths.to(disc.dtype) - self.target_length).clamp(min=0.0)
+            excess = lengths.to(disc.dtype) - self.target_length
+            excess = excess.clamp(min=0.0) if self.length_mode == "over" else excess.abs()
             length = -self.length_weight * excess
         shared = (rec + length).unsqueeze(1)
         returns = (disc + shared).masked_fill(~mask, 0.0)

@@ -144,3 +144,16 @@ def test_summary_reward_combines_named_terms() -> None:
     torch.testing.assert_close(plain.terms["length"], torch.zeros(2))
     with pytest.raises(ValueError, match="gamma"):
         SummaryReward(gamma=-0.1)
+
+
+def test_the_distance_length_term_makes_short_summaries_pay_too() -> None:
+    lengths = torch.tensor([1, 3, 6])
+    rec, disc = torch.zeros(3), torch.zeros(3, 6)
+    over = SummaryReward(target_length=3, length_weight=0.5)(rec, disc, lengths)
+    distance = SummaryReward(target_length=3, length_weight=0.5, length_mode="distance")(
+        rec, disc, lengths
+    )
+    torch.testing.assert_close(over.terms["length"], torch.tensor([0.0, 0.0, -1.5]))
+    torch.testing.assert_close(distance.terms["length"], torch.tensor([-1.0, 0.0, -1.5]))
+    with pytest.raises(ValueError, match="length_mode"):
+        SummaryReward(length_mode="under")
