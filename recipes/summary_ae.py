@@ -296,6 +296,20 @@ def train_tokenizer(cfg: dict[str, Any], corpus: TextCorpus, folder: Path) -> di
     return {"vocab_size": tok.vocab_size, "texts": len(corpus.articles) + len(corpus.summaries)}
 
 
+def adam_step(model: nn.Module, *, lr: float, grad_clip: float) -> Callable[[torch.Tensor], None]:
+    """A warm-start optimizer for ``model``: the returned ``step(loss)`` backpropagates
+    ``loss``, clips the gradient norm at ``grad_clip`` and takes one Adam step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+
+    return step
+
+
 def warm_generator(
     cfg: dict[str, Any],
     tok: WordTokenizer,
@@ -308,7 +322,7 @@ def warm_generator(
     rng = random.Random(cfg["seed"] + 1)
     w, p = cfg["warm_start"], cfg["pseudo"]
     gen = build_models(cfg, tok)["generator"].to(device).train()
-    optimizer = torch.optim.Adam(gen.parameters(), lr=w["lr"])
+    step = adam_step(gen, lr=w["lr"], grad_clip=cfg["train"]["grad_clip"])
     loss = torch.zeros(())
     for _ in progress(range(w["generator_steps"]), desc="summary_ae: warm generator"):
         pairs = [
@@ -325,10 +339,7 @@ def warm_generator(
         tgt = tok.extend_targets([target for _, target in pairs], src.oov_words).extended_ids
         tgt = tgt.to(device)
         loss = token_cross_entropy(gen(src, tgt), tgt, pad_id=tok.pad_id)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(gen.parameters(), cfg["train"]["grad_clip"])
-        optimizer.step()
+        step(loss)
     gen.save_pretrained(folder)
     return {"steps": w["generator_steps"], "final_loss": float(loss.detach())}
 
@@ -347,7 +358,7 @@ def warm_reconstructor(
     w = cfg["warm_start"]
     gen = PointerGenerator.from_pretrained(generator_dir).to(device).eval()
     rec = build_models(cfg, tok)["reconstructor"].to(device).train()
-    optimizer = torch.optim.Adam(rec.parameters(), lr=w["lr"])
+    step = adam_step(rec, lr=w["lr"], grad_clip=cfg["train"]["grad_clip"])
     loss = torch.zeros(())
     for _ in progress(range(w["reconstructor_steps"]), desc="summary_ae: warm reconstructor"):
         src, article = encode_articles(tok, batch_of(articles, rng, w["batch_size"]), device)
@@ -355,10 +366,7 @@ def warm_reconstructor(
         loss = token_cross_entropy(
             rec(summary, article), rec.score_targets(summary, article), pad_id=tok.pad_id
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(rec.parameters(), cfg["train"]["grad_clip"])
-        optimizer.step()
+        step(loss)
     rec.save_pretrained(folder)
     return {"steps": w["reconstructor_steps"], "final_loss": float(loss.detach())}
 
@@ -378,7 +386,7 @@ def warm_discriminator(
     w = cfg["warm_start"]
     gen = PointerGenerator.from_pretrained(generator_dir).to(device).eval()
     disc = build_models(cfg, tok)["discriminator"].to(device).train()
-    optimizer = torch.optim.Adam(disc.parameters(), lr=w["lr"])
+    step = adam_step(disc, lr=w["lr"], grad_clip=cfg["train"]["grad_clip"])
     loss, accuracy = torch.zeros(()), float("nan")
     for _ in progress(range(w["discriminator_steps"]), desc="summary_ae: warm discriminator"):
         real = real_summaries(tok, batch_of(summaries, rng, w["batch_size"]), device)
@@ -386,10 +394,7 @@ def warm_discriminator(
         with torch.no_grad():
             fake = gen.sample(src, max_words=cfg["data"]["max_summary_words"])
         loss = disc.loss(real.ids, real.lengths, fake.ids, fake.lengths)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(disc.parameters(), cfg["train"]["grad_clip"])
-        optimizer.step()
+        step(loss)
         accuracy = disc.accuracy(real.ids, real.lengths, fake.ids, fake.lengths)
     disc.save_pretrained(folder)
     return {

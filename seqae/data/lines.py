@@ -1,4 +1,5 @@
-"""Reading a user's UTF-8 text file as lines, with one-line errors naming the file and line.
+"""Reading a user's UTF-8 text file as lines, with one-line errors naming the file and line,
+and a line command's ``--input``/``--out`` (a file or ``-``, standard input or output).
 
 Shared by the plugins that read text files (sentences, bracketed trees), so that every one of
 them reports a missing file, a folder, or bytes that are not UTF-8 the same way::
@@ -7,17 +8,37 @@ them reports a missing file, a folder, or bytes that are not UTF-8 the same way:
 
 ``error`` is the exception class the caller's users see (a :class:`seqae.errors.UsageError`
 subclass, so ``seqae`` prints one line and exits 2).
+
+A command that turns input lines into output lines (``seqae summarize``, ``seqae parse``)::
+
+    check_output(args.out, args.input)       # before any work: not an input, not a folder
+    lines, name = read_input_lines(args.input, expected="a text file, one sentence a line")
+    write_output_lines(args.out, out_lines)  # each line ended by "\\n"; a file atomically
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from seqae.errors import UsageError
 
-__all__ = ["decode_utf8_lines", "read_utf8_lines"]
+__all__ = [
+    "STDIO",
+    "STDIN_NAME",
+    "decode_utf8_lines",
+    "read_utf8_lines",
+    "read_input_lines",
+    "check_output",
+    "write_output_lines",
+]
+
+#: The ``--input`` or ``--out`` value that names standard input or standard output.
+STDIO = "-"
+#: How messages name standard input.
+STDIN_NAME = "<stdin>"
 
 ErrorFactory = Callable[[str], Exception]
 
@@ -72,3 +93,67 @@ def read_utf8_lines(
     except OSError as exc:
         raise error(f"{what}: {path}: cannot read it ({exc.strerror or exc})") from None
     return decode_utf8_lines(data, where=f"{what}: {path}", error=error)
+
+
+def read_input_lines(source: str, *, expected: str) -> tuple[list[str], str]:
+    """``(lines, name)`` of a command's ``--input`` (:data:`STDIO`: standard input, named
+    :data:`STDIN_NAME`), as :func:`decode_utf8_lines` reads them.
+
+    Args:
+        source: The ``--input`` value.
+        expected: What the file should be, for the messages (``"a text file"``).
+
+    Raises:
+        UsageError: No such file, a folder, or bytes that are not UTF-8 (one line naming
+            ``--input`` and the file).
+    """
+    if source == STDIO:
+        buffer = getattr(sys.stdin, "buffer", None)
+        data = buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
+        return decode_utf8_lines(data, where=f"--input {STDIN_NAME}"), STDIN_NAME
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"--input {path}: no such file; expected {expected}")
+    if path.is_dir():
+        raise UsageError(f"--input {path} is a folder; expected {expected}")
+    return decode_utf8_lines(path.read_bytes(), where=f"--input {path}"), str(path)
+
+
+def check_output(out: str, source: str) -> None:
+    """Refuse a command's ``--out`` before any work: the ``--input`` file itself (also through
+    a link), or a folder. :data:`STDIO` (standard output) is always fine.
+
+    Args:
+        out: The ``--out`` value.
+        source: The ``--input`` value.
+
+    Raises:
+        seqae.files.OutputOverwritesInputError: ``out`` is the input file.
+        UsageError: ``out`` is a folder.
+    """
+    if out == STDIO:
+        return
+    if source != STDIO:
+        from seqae.files import refuse_overwriting_inputs
+
+        refuse_overwriting_inputs(out, [source], what="--out")
+    if Path(out).is_dir():
+        raise UsageError(f"--out {out} is a folder; expected a file path or -")
+
+
+def write_output_lines(out: str, lines: Iterable[str]) -> None:
+    """Write ``lines``, each ended by a newline, to a command's ``--out``: standard output
+    (:data:`STDIO`, flushed) or a file, written atomically (:func:`seqae.files.atomic_write_text`).
+
+    Args:
+        out: The ``--out`` value.
+        lines: The output lines (without their newlines).
+    """
+    text = "".join(f"{line}\n" for line in lines)
+    if out == STDIO:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from seqae.files import atomic_write_text
+
+        atomic_write_text(out, text)

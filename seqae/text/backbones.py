@@ -65,6 +65,8 @@ __all__ = [
     "TransformerState",
     "TransformerSeq2Seq",
     "build_core",
+    "PointerLayers",
+    "build_pointer_layers",
     "transformer_config",
 ]
 
@@ -607,3 +609,36 @@ def build_core(
     else:
         hf_config = transformer_config(backbone, backbone_size, dropout=dropout, who=who, **ids)
     return TransformerSeq2Seq(hf_config=hf_config, dropout=dropout)
+
+
+class PointerLayers(NamedTuple):
+    """A pointer-generator model's layers (the generator's and the reconstructor's)."""
+
+    #: The encoder-decoder core (:func:`build_core`).
+    core: AttentionSeq2Seq | TransformerSeq2Seq
+    #: The vocabulary layer over :attr:`~seqae.text.seq2seq.Step.features` (``P_vocab``
+    #: logits; a pretrained folder's LM head, if any).
+    out: nn.Linear
+    #: The copy switch ``p_gen`` over ``[features; inputs]`` (None without copying).
+    switch: nn.Linear | None
+
+
+def build_pointer_layers(
+    who: str, *, copy: bool, vocab_size: int, **core_options: Any
+) -> PointerLayers:
+    """The layers of a pointer-generator model (See et al. 2017), built in this order: the
+    core, the vocabulary layer (a pretrained folder's LM head, if any) and, with ``copy``, the
+    copy switch.
+
+    Args:
+        who: The model's name, for messages.
+        copy: Build the copy switch.
+        vocab_size: The tokenizer's vocabulary size (the vocabulary layer's outputs).
+        core_options: The rest of :func:`build_core`'s keyword arguments (``backbone``,
+            ``cell``, sizes, ``dropout``, special ids, ``backbone_size``, ...).
+    """
+    core = build_core(who, vocab_size=vocab_size, **core_options)
+    out = nn.Linear(core.features_dim, vocab_size)
+    switch = nn.Linear(core.features_dim + core.inputs_dim, 1) if copy else None
+    core.init_output(out)
+    return PointerLayers(core, out, switch)

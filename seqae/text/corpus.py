@@ -72,17 +72,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from seqae.data.corpus_folder import check_corpus_folder
 from seqae.errors import UsageError
 from seqae.files import atomic_write_json, atomic_write_text, refuse_overwriting_inputs
 
 __all__ = [
     "CORPUS_FILES",
     "CORPUS_FORMAT",
+    "FILTERS",
     "MAX_WORDS",
     "MIN_LETTER_FRACTION",
     "MIN_SUMMARY_WORDS",
@@ -94,8 +96,10 @@ __all__ = [
     "IndexFiles",
     "TextCorpusError",
     "add_parser",
+    "article_dropped",
     "build_text_corpus",
     "description_pair",
+    "drop_duplicates",
     "find_index_files",
     "read_index_file",
     "split_of",
@@ -110,6 +114,13 @@ MAX_WORDS = 80
 MIN_SUMMARY_WORDS = 2
 #: At least this fraction of an article's non-space characters must be letters.
 MIN_LETTER_FRACTION = 0.7
+#: The filters above, as a corpus's ``corpus.json`` records them.
+FILTERS: dict[str, float] = {
+    "min_words": MIN_WORDS,
+    "max_words": MAX_WORDS,
+    "min_summary_words": MIN_SUMMARY_WORDS,
+    "min_letter_fraction": MIN_LETTER_FRACTION,
+}
 #: Fraction of source packages in each part (by a hash of the source name).
 SPLIT_FRACTIONS: dict[str, float] = {
     "train_articles": 0.5,
@@ -136,6 +147,7 @@ _LIST_MARKER = re.compile(r"^([*+\-o\u2022\u00b7]|\d+[.)]|[a-z][.)])\s")
 _SPLIT_SALT = b"seqae.text.corpus/"
 _LETTER = re.compile(r"[^\W\d_]")
 _DIGITS = re.compile(r"\d+")
+_Pair = TypeVar("_Pair")
 
 
 class TextCorpusError(UsageError):
@@ -383,6 +395,15 @@ def description_pair(description: str) -> tuple[str, str] | str:
         return "verbatim"
     if any(_LIST_MARKER.match(line) for line in paragraph):
         return "list"
+    return article_dropped(article) or (article, summary)
+
+
+def article_dropped(article: str) -> str | None:
+    """Why an article (normalised: on one line, single spaces) is dropped by the filters every
+    article/summary corpus shares, or ``None`` where it is kept: ``too_short`` or ``too_long``
+    (outside :data:`MIN_WORDS`..:data:`MAX_WORDS` words), ``intro`` (ends with a colon), or
+    ``symbols`` (under :data:`MIN_LETTER_FRACTION` of its non-space characters are letters).
+    """
     n_words = len(article.split())
     if n_words < MIN_WORDS:
         return "too_short"
@@ -394,7 +415,32 @@ def description_pair(description: str) -> tuple[str, str] | str:
     visible = len(article) - article.count(" ")  # normalised: single spaces only
     if letters < MIN_LETTER_FRACTION * visible:
         return "symbols"
-    return article, summary
+    return None
+
+
+def drop_duplicates(
+    pairs: Iterable[_Pair], keys: Callable[[_Pair], tuple[str, str]], dropped: Counter[str]
+) -> list[_Pair]:
+    """The pairs, in order, whose article key and summary key no earlier kept pair has; each
+    other one counts as ``dropped["duplicate"]``.
+
+    Args:
+        pairs: The candidate pairs, the preferred ones first.
+        keys: A pair's ``(article key, summary key)``: equal keys are duplicates.
+        dropped: Drops per reason, updated.
+    """
+    articles: set[str] = set()
+    summaries: set[str] = set()
+    kept: list[_Pair] = []
+    for pair in pairs:
+        a, s = keys(pair)
+        if a in articles or s in summaries:
+            dropped["duplicate"] += 1
+            continue
+        articles.add(a)
+        summaries.add(s)
+        kept.append(pair)
+    return kept
 
 
 def _dedup_key(text: str) -> str:
@@ -441,17 +487,9 @@ def _collect_pairs(files: IndexFiles) -> tuple[list[DescriptionPair], int, Count
             article, summary = result
             candidates.append(DescriptionPair(article, summary, package, sources[package]))
     candidates.sort(key=lambda p: (p.package != p.source, len(p.package), p.package))
-    articles: set[str] = set()
-    summaries: set[str] = set()
-    pairs: list[DescriptionPair] = []
-    for pair in candidates:
-        a, s = _dedup_key(pair.article), _dedup_key(pair.summary)
-        if a in articles or s in summaries:
-            dropped["duplicate"] += 1
-            continue
-        articles.add(a)
-        summaries.add(s)
-        pairs.append(pair)
+    pairs = drop_duplicates(
+        candidates, lambda p: (_dedup_key(p.article), _dedup_key(p.summary)), dropped
+    )
     return pairs, len(seen_packages), dropped
 
 
@@ -473,14 +511,7 @@ def _file_record(path: Path, kind: str) -> dict[str, Any]:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise TextCorpusError(f"--out {out} is a file; expected a folder for the corpus")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise TextCorpusError(
-                f"--out {out} exists and is not empty; pass --overwrite to replace the corpus "
-                "files in it, or choose another folder"
-            )
+    if check_corpus_folder(out, overwrite=overwrite, error=TextCorpusError):
         # without corpus.json a half-rewritten folder is not taken for a corpus
         (out / "corpus.json").unlink(missing_ok=True)
 
@@ -567,12 +598,7 @@ def build_text_corpus(
             "sizes": sizes,
             "split_fractions": SPLIT_FRACTIONS,
             "split_by": "source package",
-            "filters": {
-                "min_words": MIN_WORDS,
-                "max_words": MAX_WORDS,
-                "min_summary_words": MIN_SUMMARY_WORDS,
-                "min_letter_fraction": MIN_LETTER_FRACTION,
-            },
+            "filters": FILTERS,
             "descriptions": n_descriptions,
             "usable_pairs": len(pairs),
             "filtered": filtered,

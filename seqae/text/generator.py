@@ -31,14 +31,14 @@ import torch
 from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
-from seqae.text.backbones import build_core
+from seqae.text.backbones import build_pointer_layers
 from seqae.text.seq2seq import (
     DecoderState,
     Memory,
     State,
-    check_settings,
     entropy_of,
     in_vocab,
+    init_token_model,
     lengths_mask,
     masked_log,
     pointer_distribution,
@@ -135,7 +135,8 @@ class PointerGenerator(SavedByConfig, nn.Module):
         pretrained: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
-        check_settings(
+        init_token_model(
+            self,
             "PointerGenerator",
             vocab_size=vocab_size,
             emb_dim=emb_dim,
@@ -147,23 +148,17 @@ class PointerGenerator(SavedByConfig, nn.Module):
             bos_id=bos_id,
             eos_id=eos_id,
         )
-        self.vocab_size, self.emb_dim, self.hidden, self.layers = (
-            vocab_size,
-            emb_dim,
-            hidden,
-            layers,
-        )
-        self.dropout = dropout
-        self.pad_id, self.unk_id, self.bos_id, self.eos_id = pad_id, unk_id, bos_id, eos_id
-        self.core = build_core(
+        # the core, P_vocab over its features and p_gen over [s_t; c_t; x_t]
+        self.core, self.out, self.switch = build_pointer_layers(
             "PointerGenerator",
+            copy=True,
+            vocab_size=vocab_size,
             backbone=backbone,
             cell=cell,
             emb_dim=emb_dim,
             hidden=hidden,
             layers=layers,
             dropout=dropout,
-            vocab_size=vocab_size,
             pad_id=pad_id,
             bos_id=bos_id,
             eos_id=eos_id,
@@ -171,13 +166,6 @@ class PointerGenerator(SavedByConfig, nn.Module):
             backbone_config=backbone_config,
             pretrained=pretrained,
         )
-        self.out = nn.Linear(self.core.features_dim, vocab_size)  # P_vocab logits
-        # p_gen from [s_t; c_t; x_t]
-        self.switch = nn.Linear(self.core.features_dim + self.core.inputs_dim, 1)
-        self.core.init_output(self.out)  # a pretrained folder's LM head, if any
-        never = torch.zeros(vocab_size, dtype=torch.bool)
-        never[[pad_id, bos_id]] = True
-        self.register_buffer("never", never, persistent=False)  # (V,) tokens never generated
 
     @property
     def config(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
 from seqae.metrics.reconstruction import evaluating, model_device
-from seqae.text.seq2seq import TINY, check_settings, in_vocab, lengths_mask
+from seqae.text.seq2seq import TINY, in_vocab, init_token_model, lengths_mask
 from seqae.text.tokenizer import WordTokenizer
 
 __all__ = [
@@ -77,7 +77,8 @@ class SummaryLanguageModel(SavedByConfig, nn.Module):
         eos_id: int = 3,
     ) -> None:
         super().__init__()
-        check_settings(
+        init_token_model(
+            self,
             "SummaryLanguageModel",
             vocab_size=vocab_size,
             emb_dim=emb_dim,
@@ -95,23 +96,12 @@ class SummaryLanguageModel(SavedByConfig, nn.Module):
                 f"differ from pad_id and bos_id, got pad={pad_id} unk={unk_id} bos={bos_id} "
                 f"eos={eos_id}"
             )
-        self.vocab_size, self.emb_dim, self.hidden, self.layers = (
-            vocab_size,
-            emb_dim,
-            hidden,
-            layers,
-        )
-        self.dropout = dropout
-        self.pad_id, self.unk_id, self.bos_id, self.eos_id = pad_id, unk_id, bos_id, eos_id
         self.embedding = nn.Embedding(vocab_size, emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(dropout)
         self.rnn = nn.GRU(
             emb_dim, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
         )
         self.out = nn.Linear(hidden, vocab_size)
-        never = torch.zeros(vocab_size, dtype=torch.bool)
-        never[[pad_id, bos_id]] = True
-        self.register_buffer("never", never, persistent=False)  # (V,) tokens never predicted
 
     @property
     def config(self) -> dict[str, Any]:

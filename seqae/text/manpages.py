@@ -72,15 +72,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqae.data.corpus_folder import check_corpus_folder
 from seqae.errors import UsageError
 from seqae.files import atomic_write_json, atomic_write_text, refuse_overwriting_inputs
 from seqae.text.corpus import (
     CORPUS_FORMAT,
-    MAX_WORDS,
-    MIN_LETTER_FRACTION,
+    FILTERS,
     MIN_SUMMARY_WORDS,
-    MIN_WORDS,
     SPLIT_FRACTIONS,
+    article_dropped,
+    drop_duplicates,
     split_of,
 )
 
@@ -115,7 +116,6 @@ _DECOMPRESSORS: dict[bytes, Callable[[bytes], bytes]] = {
     b"BZh": bz2.decompress,
     b"\xfd7zXZ\x00": lzma.decompress,
 }
-_LETTER = re.compile(r"[^\W\d_]")
 _SEPARATOR = re.compile(r"\s+(?:-{1,2}|\u2013|\u2014)\s+")
 
 
@@ -699,17 +699,7 @@ def man_page_pair(source: str) -> tuple[str, str] | str:
     article = block.text()
     if article.startswith("\u2022"):
         return "list"
-    n_words = len(article.split())
-    if n_words < MIN_WORDS:
-        return "too_short"
-    if n_words > MAX_WORDS:
-        return "too_long"
-    if article.endswith(":"):
-        return "intro"
-    letters = len(_LETTER.findall(article))
-    if letters < MIN_LETTER_FRACTION * (len(article) - article.count(" ")):
-        return "symbols"
-    return article, summary
+    return article_dropped(article) or (article, summary)
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,18 +752,11 @@ def _read_pages(
 def _dedup(pages: list[ManPage], dropped: Counter[str]) -> list[ManPage]:
     """Pages whose article and summary were not kept before (ignoring case), shorter names
     first."""
-    articles: set[str] = set()
-    summaries: set[str] = set()
-    kept: list[ManPage] = []
-    for page in sorted(pages, key=lambda p: (len(p.name), p.name, p.section)):
-        a, s = page.article.casefold(), page.summary.casefold()
-        if a in articles or s in summaries:
-            dropped["duplicate"] += 1
-            continue
-        articles.add(a)
-        summaries.add(s)
-        kept.append(page)
-    return kept
+    return drop_duplicates(
+        sorted(pages, key=lambda p: (len(p.name), p.name, p.section)),
+        lambda p: (p.article.casefold(), p.summary.casefold()),
+        dropped,
+    )
 
 
 def _refuse_inputs(outputs: Sequence[Path], inputs: Sequence[Path]) -> None:
@@ -832,14 +815,7 @@ def build_man_corpus(
     if not files:
         where = ", ".join(f"{root}/man{{{','.join(map(str, sections))}}}" for root in roots)
         raise ManCorpusError(f"no man pages found in {where}; expected gzip'd or plain pages")
-    if out.exists() and not out.is_dir():
-        raise ManCorpusError(f"--out {out} is a file; expected a folder for the corpus")
-    used = out.is_dir() and any(out.iterdir())
-    if used and not overwrite:
-        raise ManCorpusError(
-            f"--out {out} exists and is not empty; pass --overwrite to replace the corpus "
-            "files in it, or choose another folder"
-        )
+    used = check_corpus_folder(out, overwrite=overwrite, error=ManCorpusError)
 
     candidates, read, dropped, counts = _read_pages(files)
     outputs = [out / name for name in (*MAN_CORPUS_FILES.values(), MANIFEST)]
@@ -876,13 +852,7 @@ def build_man_corpus(
         "sizes": {part: len(lines) for part, lines in texts.items()},
         "split_fractions": SPLIT_FRACTIONS,
         "split_by": "page name stem",
-        "filters": {
-            "min_words": MIN_WORDS,
-            "max_words": MAX_WORDS,
-            "min_summary_words": MIN_SUMMARY_WORDS,
-            "min_letter_fraction": MIN_LETTER_FRACTION,
-            "dedup": "article or summary equal ignoring case",
-        },
+        "filters": {**FILTERS, "dedup": "article or summary equal ignoring case"},
         "roots": [str(root) for root in roots],
         "sections": list(sections),
         **counts,

@@ -42,6 +42,7 @@ __all__ = [
     "AttentionSeq2Seq",
     "lengths_mask",
     "check_source",
+    "init_token_model",
     "in_vocab",
     "copy_mixture",
     "select_memory",
@@ -135,7 +136,8 @@ class Step(NamedTuple):
     state: State  # DecoderState, TransformerState, ...
 
 
-def check_settings(
+def init_token_model(
+    model: nn.Module,
     who: str,
     *,
     vocab_size: int,
@@ -143,15 +145,27 @@ def check_settings(
     hidden: int,
     layers: int,
     dropout: float,
-    **special_ids: int,
+    pad_id: int,
+    unk_id: int,
+    bos_id: int,
+    eos_id: int,
 ) -> None:
-    """Refuse sizes a sequence-to-sequence model cannot be built with (one line naming ``who``).
+    """Check a text model's shared constructor arguments (refusing a bad one in one line naming
+    ``who``), keep them on ``model`` as attributes of the same names, and register its
+    ``never`` buffer: ``(V,)`` True at ``<pad>`` and ``<s>``, the tokens it never predicts (not
+    saved).
 
     Args:
-        who: The model's name, for the message.
-        vocab_size, emb_dim, hidden, layers, dropout: The shared constructor arguments.
-        special_ids: ``pad_id=...``, ``unk_id=...``, ...: each must be a vocabulary id.
+        model: The model being built (after ``nn.Module.__init__``).
+        who: The model's name, for messages.
+        vocab_size, emb_dim, hidden, layers, dropout: Its sizes and dropout.
+        pad_id, unk_id, bos_id, eos_id: Its special ids (each a vocabulary id).
+
+    Raises:
+        ValueError: A special id outside the vocabulary, a size below 1, or a dropout outside
+            ``[0, 1)``.
     """
+    special_ids = {"pad_id": pad_id, "unk_id": unk_id, "bos_id": bos_id, "eos_id": eos_id}
     if vocab_size <= max(special_ids.values()) or min(special_ids.values()) < 0:
         raise ValueError(f"{who}: special ids {special_ids} must lie in 0..vocab_size-1")
     for name, value in (("emb_dim", emb_dim), ("hidden", hidden), ("layers", layers)):
@@ -159,6 +173,12 @@ def check_settings(
             raise ValueError(f"{who}: {name} must be >= 1, got {value}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{who}: dropout must be in [0, 1), got {dropout}")
+    model.vocab_size, model.emb_dim = vocab_size, emb_dim
+    model.hidden, model.layers, model.dropout = hidden, layers, dropout
+    model.pad_id, model.unk_id, model.bos_id, model.eos_id = pad_id, unk_id, bos_id, eos_id
+    never = torch.zeros(vocab_size, dtype=torch.bool)
+    never[[pad_id, bos_id]] = True
+    model.register_buffer("never", never, persistent=False)
 
 
 def check_source(ids: Tensor, lengths: Tensor) -> None:

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seqae.cli import int_at_least
+from seqae.data.lines import STDIO, check_output, read_input_lines, write_output_lines
 from seqae.errors import UsageError
-from seqae.text.loaders import decode_lines
 
 if TYPE_CHECKING:
     from seqae.text.generator import PointerGenerator
@@ -65,8 +65,6 @@ SETTINGS_FILE = "summarizer.json"
 DEFAULT_MAX_ARTICLE_WORDS = 400
 #: Summary limit when the folder names none.
 DEFAULT_MAX_WORDS = 30
-_STDIO = "-"
-_STDIN_NAME = "<stdin>"
 
 
 class Summarizer(NamedTuple):
@@ -217,28 +215,8 @@ def summarize_texts(
 # -- reading and writing ---------------------------------------------------------------------
 
 
-def _decode(data: bytes, name: str) -> list[str]:
-    """The lines of UTF-8 ``data`` (a trailing ``\\r`` dropped); one line naming a bad byte."""
-    return [line.removesuffix("\r") for line in decode_lines(data, where=f"--input {name}")]
-
-
-def _read_input(source: str) -> tuple[list[str], str]:
-    """``(lines, name)`` of ``--input`` (``-``: standard input)."""
-    if source == _STDIO:
-        stream = sys.stdin
-        buffer = getattr(stream, "buffer", None)
-        data = buffer.read() if buffer is not None else stream.read().encode("utf-8")
-        return _decode(data, _STDIN_NAME), _STDIN_NAME
-    path = Path(source)
-    if not path.exists():
-        raise UsageError(f"--input {path}: no such file; expected a text or JSON Lines file")
-    if path.is_dir():
-        raise UsageError(f"--input {path} is a folder; expected a text or JSON Lines file")
-    return _decode(path.read_bytes(), str(path)), str(path)
-
-
 def _is_jsonl(source: str, lines: Sequence[str]) -> bool:
-    if source != _STDIO and source.lower().endswith(".jsonl"):
+    if source != STDIO and source.lower().endswith(".jsonl"):
         return True
     first = next((line for line in lines if line.strip()), "")
     return first.lstrip().startswith("{")
@@ -270,14 +248,9 @@ def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]
 
 
 def _cmd_summarize(args: argparse.Namespace) -> int:
-    if args.out != _STDIO and args.input != _STDIO:
-        from seqae.files import refuse_overwriting_inputs
-
-        refuse_overwriting_inputs(args.out, [args.input], what="--out")
-    if args.out != _STDIO and Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a folder; expected a file path or -")
+    check_output(args.out, args.input)
     summarizer = load_summarizer(args.model)
-    lines, name = _read_input(args.input)
+    lines, name = read_input_lines(args.input, expected="a text or JSON Lines file")
     records = _parse_jsonl(lines, name) if _is_jsonl(args.input, lines) else None
     articles = list(lines) if records is None else [r["article"] if r else "" for r in records]
     limit = args.max_article_words or summarizer.max_article_words
@@ -302,14 +275,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
             "" if r is None else json.dumps({**r, "summary": s}, ensure_ascii=False)
             for r, s in zip(records, summaries, strict=True)
         ]
-    text = "".join(f"{line}\n" for line in out_lines)
-    if args.out == _STDIO:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        from seqae.files import atomic_write_text
-
-        atomic_write_text(args.out, text)
+    write_output_lines(args.out, out_lines)
     return 0
 
 

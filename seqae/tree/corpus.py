@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqae.data.corpus_folder import check_corpus_folder
 from seqae.errors import UsageError
 from seqae.files import atomic_write_json, atomic_write_text
 from seqae.metrics.parsing import BASELINES, baseline_bracketings, parsing_scores
@@ -205,16 +206,6 @@ def _resolve(
     return dataclasses.replace(base.settings, **overrides), sizes
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise TreeCorpusError(f"--out {out} is a file; expected a folder for the corpus")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TreeCorpusError(
-            f"--out {out} exists and is not empty; pass --overwrite to replace the corpus "
-            "files in it, or choose another folder"
-        )
-
-
 def _lines(items: Sequence[str]) -> str:
     return "".join(f"{item}\n" for item in items)
 
@@ -252,7 +243,7 @@ def build_tree_corpus(
         raise TreeCorpusError(f"seed: {seed!r}; expected an integer")
     settings, sizes = _resolve(preset, overrides)
     out = Path(out)
-    _check_out(out, overwrite)
+    check_corpus_folder(out, overwrite=overwrite, error=TreeCorpusError)
     grammar = Grammar(settings)
     trees = grammar.generate(sum(sizes.values()), seed=seed)
     parts: dict[str, list] = {}

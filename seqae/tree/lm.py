@@ -21,8 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
+from seqae.tree.checks import check_token_settings
 from seqae.tree.crf import as_lengths
-from seqae.tree.rnng import append_eos, check_token_settings, check_tokens, check_words
+from seqae.tree.rnng import append_eos, check_tokens, check_words
 
 __all__ = ["TreeLanguageModel", "perplexity"]
 
@@ -86,6 +87,8 @@ class TreeLanguageModel(SavedByConfig, nn.Module):
             embed_dim=embed_dim,
             hidden_dim=hidden_dim,
             layers=layers,
+            dropout=dropout,
+            tie_weights=tie_weights,
         )
         if isinstance(bos_id, bool) or not isinstance(bos_id, int) or not 0 <= bos_id < vocab_size:
             raise ValueError(
@@ -93,13 +96,6 @@ class TreeLanguageModel(SavedByConfig, nn.Module):
             )
         if bos_id in (pad_id, eos_id):
             raise ValueError("TreeLanguageModel: bos_id must differ from pad_id and eos_id")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"TreeLanguageModel: dropout must be in [0, 1), got {dropout!r}")
-        if tie_weights and embed_dim != hidden_dim:
-            raise ValueError(
-                "TreeLanguageModel: tie_weights needs embed_dim == hidden_dim, got "
-                f"{embed_dim} and {hidden_dim}"
-            )
         self.vocab_size, self.embed_dim, self.hidden_dim = vocab_size, embed_dim, hidden_dim
         self.layers, self.dropout, self.tie_weights = layers, float(dropout), bool(tie_weights)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seqae.cli import int_at_least
+from seqae.data.lines import check_output, read_input_lines, write_output_lines
 from seqae.errors import UsageError
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ VOCAB_FILE = "vocab.json"
 #: The preprocessing settings file of a tree-parser folder.
 SETTINGS_FILE = "tree_parser.json"
 _SETTINGS_KIND = "seqae.tree_parser"
-_STDIO = "-"
-_STDIN_NAME = "<stdin>"
 
 
 class TreeParser(NamedTuple):
@@ -329,34 +328,13 @@ def parse_lines(
     return out, n_long
 
 
-# -- reading and writing ---------------------------------------------------------------------
-
-
-def _read_input(source: str) -> tuple[list[str], str]:
-    """``(lines, name)`` of ``--input`` (``-``: standard input)."""
-    from seqae.data.lines import decode_utf8_lines
-
-    if source == _STDIO:
-        buffer = getattr(sys.stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
-        return decode_utf8_lines(data, where=f"--input {_STDIN_NAME}"), _STDIN_NAME
-    path = Path(source)
-    if not path.exists():
-        raise UsageError(f"--input {path}: no such file; expected a text file, one sentence a line")
-    if path.is_dir():
-        raise UsageError(f"--input {path} is a folder; expected a text file, one sentence a line")
-    return decode_utf8_lines(path.read_bytes(), where=f"--input {path}"), str(path)
+# -- the command -----------------------------------------------------------------------------
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    if args.out != _STDIO and args.input != _STDIO:
-        from seqae.files import refuse_overwriting_inputs
-
-        refuse_overwriting_inputs(args.out, [args.input], what="--out")
-    if args.out != _STDIO and Path(args.out).is_dir():
-        raise UsageError(f"--out {args.out} is a folder; expected a file path or -")
+    check_output(args.out, args.input)
     parser = load_tree_parser(args.model)
-    lines, name = _read_input(args.input)
+    lines, name = read_input_lines(args.input, expected="a text file, one sentence a line")
     _check_brackets(lines, name)
     trees, n_long = parse_lines(parser, lines, batch_size=args.batch)
     if n_long:
@@ -365,14 +343,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
             f"{parser.max_length} words the model was trained on; parsed anyway",
             file=sys.stderr,
         )
-    text = "".join(f"{tree}\n" for tree in trees)
-    if args.out == _STDIO:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        from seqae.files import atomic_write_text
-
-        atomic_write_text(args.out, text)
+    write_output_lines(args.out, trees)
     return 0
 
 

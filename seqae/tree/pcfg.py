@@ -82,6 +82,7 @@ from seqae.core.base import BottleneckOutput
 from seqae.core.gaussian import GaussianBottleneck
 from seqae.core.saving import SavedByConfig
 from seqae.tree import inside
+from seqae.tree.checks import check_positive_ints
 from seqae.tree.crf import as_lengths
 from seqae.tree.trees import Span, indicators_to_spans
 
@@ -330,17 +331,16 @@ class CompoundPCFG(SavedByConfig, nn.Module):
         hidden_dim: int = 512,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("vocab_size", vocab_size),
-            ("nonterminals", nonterminals),
-            ("preterminals", preterminals),
-            ("symbol_dim", symbol_dim),
-            ("z_dim", z_dim),
-            ("embed_dim", embed_dim),
-            ("hidden_dim", hidden_dim),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"CompoundPCFG: {name} must be a positive int, got {value!r}")
+        check_positive_ints(
+            "CompoundPCFG",
+            vocab_size=vocab_size,
+            nonterminals=nonterminals,
+            preterminals=preterminals,
+            symbol_dim=symbol_dim,
+            z_dim=z_dim,
+            embed_dim=embed_dim,
+            hidden_dim=hidden_dim,
+        )
         self.vocab_size = vocab_size
         self.nonterminals = nonterminals
         self.preterminals = preterminals
@@ -496,7 +496,7 @@ class CompoundPCFG(SavedByConfig, nn.Module):
         lengths: Tensor | Sequence[int] | None = None,
         *,
         samples: int = 1000,
-        samples_per_pass: int = 8,
+        chunk: int = 8,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Importance-weighted bound on ``-log p(x)`` per sentence, ``(B,)`` (the paper's
@@ -505,24 +505,23 @@ class CompoundPCFG(SavedByConfig, nn.Module):
             -log (1/S) sum_s p(x | z_s) p(z_s) / q(z_s | x),    z_s ~ q(z | x)
 
         Tighter as ``samples`` grows; ``samples=1`` is the negative one-sample ELBO in
-        expectation. No gradient.
+        expectation. Divide the sum over a corpus by the sum of :meth:`predicted_tokens` for a
+        perplexity. No gradient.
 
         Args:
             tokens: ``(B, N)`` token ids, padded after each sentence.
             lengths: ``(B,)`` sentence lengths in ``1..N``; ``None``: all ``N``.
             samples: Number ``S`` of latent samples per sentence.
-            samples_per_pass: Samples scored in one batched inside pass (memory grows with it).
+            chunk: Samples per sentence scored in one batched inside pass (bounds memory).
             generator: Random generator on the tokens' device for the draws.
         """
-        for name, value in (("samples", samples), ("samples_per_pass", samples_per_pass)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"CompoundPCFG: {name} must be a positive int, got {value!r}")
+        check_positive_ints("CompoundPCFG", samples=samples, chunk=chunk)
         lengths = self._inputs(tokens, lengths)
         mu, logvar = self.bottleneck.posterior(self.features(tokens, lengths))  # (B, Z)
         std = torch.exp(0.5 * logvar)
         log_weights = []
-        for start in range(0, samples, samples_per_pass):
-            k = min(samples_per_pass, samples - start)
+        for start in range(0, samples, chunk):
+            k = min(chunk, samples - start)
             eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype, generator=generator)
             z = (mu + std * eps).reshape(k * mu.shape[0], -1)  # sample-major (k * B, Z)
             grammar = self.grammar(z, tokens.repeat(k, 1))
@@ -535,6 +534,17 @@ class CompoundPCFG(SavedByConfig, nn.Module):
             log_weights.append(log_w.view(k, -1))
         log_weights = torch.cat(log_weights)  # (S, B)
         return -(torch.logsumexp(log_weights, 0) - math.log(samples))
+
+    def predicted_tokens(self, lengths: Tensor) -> Tensor:
+        """Tokens each sentence's likelihood predicts, the denominator of a perplexity: its
+        words and the end of the sentence (``lengths + 1``). The grammar generates the end
+        implicitly (it is a distribution over whole strings) and it is counted, as URNNG and
+        the LSTM language model count their ``</s>``, so the perplexities compare.
+
+        Args:
+            lengths: ``(B,)`` sentence lengths.
+        """
+        return lengths + 1
 
     # -- parsing ------------------------------------------------------------------------------
     @torch.no_grad()

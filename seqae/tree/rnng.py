@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqae.core.saving import SavedByConfig
+from seqae.tree.checks import check_token_settings
 from seqae.tree.crf import as_lengths
 from seqae.tree.trees import PAD_ACTION, REDUCE, SHIFT
 
@@ -51,7 +52,6 @@ __all__ = [
     "StackLSTM",
     "TreeLSTMComposition",
     "append_eos",
-    "check_token_settings",
     "check_tokens",
     "check_words",
 ]
@@ -66,31 +66,6 @@ class RNNGOutput(NamedTuple):
     word_log_prob: Tensor
     #: sum of ``log p(action | stack)`` over the free actions
     action_log_prob: Tensor
-
-
-def check_token_settings(
-    who: str, *, vocab_size: int, pad_id: int, eos_id: int | None, **sizes: int
-) -> None:
-    """Check a vocabulary size, special ids and positive sizes; raise ``ValueError`` naming the
-    first bad one.
-
-    Args:
-        who: Class name used in the messages.
-        vocab_size: Number of token ids.
-        pad_id: Padding id (never predicted).
-        eos_id: End-of-sentence id, or ``None``.
-        **sizes: Further settings that must be positive ints.
-    """
-    for name, value in {"vocab_size": vocab_size, **sizes}.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
-    for name, value in (("pad_id", pad_id), ("eos_id", eos_id)):
-        if value is None and name == "eos_id":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size:
-            raise ValueError(f"{who}: {name} must be an id in 0..{vocab_size - 1}, got {value!r}")
-    if eos_id == pad_id:
-        raise ValueError(f"{who}: eos_id and pad_id must differ, both are {pad_id}")
 
 
 def check_tokens(who: str, tokens: Tensor, vocab_size: int) -> None:
@@ -268,13 +243,9 @@ class RNNG(SavedByConfig, nn.Module):
             embed_dim=embed_dim,
             hidden_dim=hidden_dim,
             layers=layers,
+            dropout=dropout,
+            tie_weights=tie_weights,
         )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"RNNG: dropout must be in [0, 1), got {dropout!r}")
-        if tie_weights and embed_dim != hidden_dim:
-            raise ValueError(
-                f"RNNG: tie_weights needs embed_dim == hidden_dim, got {embed_dim} and {hidden_dim}"
-            )
         self.vocab_size, self.embed_dim, self.hidden_dim = vocab_size, embed_dim, hidden_dim
         self.layers, self.dropout, self.tie_weights = layers, float(dropout), bool(tie_weights)
         self.pad_id, self.eos_id = pad_id, eos_id

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from seqae.core.saving import SavedByConfig
+from seqae.tree.checks import check_positive_ints
 from seqae.tree.crf import SpanScorer, TreeCRF, as_lengths
 from seqae.tree.rnng import RNNG, RNNGOutput, check_tokens
 from seqae.tree.trees import indicators_to_actions
@@ -299,9 +300,7 @@ class URNNG(SavedByConfig, nn.Module):
             chunk: Trees per sentence scored at once (bounds memory).
             generator: Random generator (on the tokens' device) for the tree samples.
         """
-        for name, value in (("samples", samples), ("chunk", chunk)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"URNNG: {name} must be a positive int, got {value!r}")
+        check_positive_ints("URNNG", samples=samples, chunk=chunk)
         tokens, lengths = self._checked(tokens, lengths)
         crf = TreeCRF(self.inference(tokens, lengths), lengths)
         log_w = []

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +45,37 @@ def text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("text") / "corpus"
     build_text_corpus(root, preset="tiny")
     return root
+
+
+@pytest.fixture(scope="session")
+def torchrun() -> Callable[..., dict[str, Any]]:
+    """Run a recipe in CPU processes under torchrun, from the repository's root:
+    ``torchrun(recipe, config, output_dir, *overrides)`` gives the run's metrics.json, and
+    fails the test with the end of the processes' output when the run fails.
+
+    The returned function's arguments: the recipe's name, its config's name, the run folder,
+    ``key=value`` overrides, then keyword-only ``processes`` (2) and ``timeout`` (seconds, 240).
+    """
+
+    def run(
+        recipe: str,
+        config: str,
+        output_dir: Path,
+        *overrides: str,
+        processes: int = 2,
+        timeout: float = 240,
+    ) -> dict[str, Any]:
+        exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+        proc = subprocess.run(
+            [exe, "--standalone", f"--nproc_per_node={processes}", "-m", "seqae.cli", "run"]
+            + [recipe, "--config", config, f"output_dir={output_dir}", *overrides],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+            cwd=REPO,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads((Path(output_dir) / "metrics.json").read_text())
+
+    return run

@@ -4,10 +4,6 @@ settings. Needs the text extra and this machine's apt English descriptions (Tran
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,7 +29,6 @@ from tests.recipes.resume_checks import (  # noqa: E402
 )
 
 TINY = "summary_ae_tiny"
-REPO = Path(__file__).resolve().parents[2]
 SYSTEMS = ("model", "warm_start", "lead_8", "lead_n")
 
 
@@ -202,24 +197,14 @@ def test_warm_starts_are_shared_only_between_runs_with_the_same_settings(
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path):
+def test_torchrun_two_processes(
+    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path, torchrun
+) -> None:
     """Two CPU processes under torchrun: the warm starts are rank 0's (the same as a single
     process's), then each rank trains on its shard of the corpus under DDP."""
     _, single = tiny_run
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "seqae.cli", "run", "summary_ae"]
-        + ["--config", TINY, f"output_dir={out}", f"data.corpus={text_corpus}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = torchrun("summary_ae", TINY, out, f"data.corpus={text_corpus}")
     assert metrics["world_size"] == 2 and metrics["steps"] == single["steps"]
     assert metrics["parts"] == single["parts"]
     assert 0.0 <= metrics["model_rouge1"] <= 1.0

@@ -25,19 +25,15 @@ from seqae.text.generator import PointerGenerator  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
 from seqae.text.seq2seq import TINY, DecoderState, Summaries, select_state  # noqa: E402
 from seqae.text.tokenizer import ExtendedBatch, WordTokenizer  # noqa: E402
+from tests.text.summary_data import (  # noqa: E402
+    ARTICLES,
+    article_batch,
+    article_targets,
+    assert_finite_grads,
+    check_decoded,
+    summary_batch,
+)
 
-TEXTS = [
-    "the cat sat on the mat .",
-    "the dog sat on the mat .",
-    "a cat and a dog ran to the park .",
-    "the park is big and the dog is small .",
-]
-ARTICLES = [
-    "the zebra sat on the mat and the cat ran .",  # zebra: out of vocabulary
-    "a dog ran to the big park .",
-    "the quokka and the wombat sat on a mat .",  # two out-of-vocabulary words
-]
-SUMMARIES = ["zebra sat .", "dog ran", "quokka and wombat sat"]
 TINY_SIZE = {"d_model": 16, "layers": 1, "heads": 2, "ffn": 32, "max_positions": 64}
 BACKBONES = {
     "lstm": {"cell": "lstm", "emb_dim": 8, "hidden": 8},
@@ -45,28 +41,6 @@ BACKBONES = {
     "t5": {"backbone": "t5", "backbone_size": TINY_SIZE},
 }
 KINDS = list(BACKBONES)
-
-
-@pytest.fixture(scope="module")
-def tok() -> WordTokenizer:
-    return WordTokenizer.train(TEXTS, vocab_size=100, min_frequency=1)
-
-
-def _words(tok: WordTokenizer, texts: list[str]) -> list[list[str]]:
-    return [tok.tokenize(t).words for t in texts]
-
-
-def _articles(tok: WordTokenizer, texts: list[str] = ARTICLES) -> ExtendedBatch:
-    return tok.extend_batch(_words(tok, texts))
-
-
-def _summaries(tok: WordTokenizer, src: ExtendedBatch) -> Summaries:
-    tgt = tok.extend_targets(_words(tok, SUMMARIES), src.oov_words)
-    return Summaries(tgt.extended_ids, tgt.lengths, src.max_oovs)
-
-
-def _article_targets(tok: WordTokenizer, src: ExtendedBatch) -> torch.Tensor:
-    return tok.extend_targets(_words(tok, ARTICLES), src.oov_words).extended_ids
 
 
 def _ids(tok: WordTokenizer) -> dict[str, int]:
@@ -81,16 +55,8 @@ def _model(cls, tok: WordTokenizer, kind: str, seed: int = 0, **kwargs):
 
 def _inputs(cls, tok: WordTokenizer, src: ExtendedBatch):
     if cls is PointerGenerator:
-        return src, _summaries(tok, src).ids
-    return _summaries(tok, src), _article_targets(tok, src)
-
-
-def _assert_finite_grads(model: torch.nn.Module) -> None:
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    missing = [n for n, g in grads.items() if g is None]
-    assert not missing, f"no gradient for {missing}"
-    assert all(torch.isfinite(g).all() for g in grads.values())
-    assert sum(float(g.abs().sum()) for g in grads.values()) > 0
+        return src, summary_batch(tok, src).ids
+    return summary_batch(tok, src), article_targets(tok, src)
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,7 +68,7 @@ def _assert_finite_grads(model: torch.nn.Module) -> None:
 @pytest.mark.parametrize("cls", [PointerGenerator, Reconstructor])
 def test_forward_is_a_distribution_and_every_weight_learns(tok, kind, cls) -> None:
     model = _model(cls, tok, kind, dropout=0.1).train()
-    src = _articles(tok)
+    src = article_batch(tok)
     inputs = _inputs(cls, tok, src)
     targets = inputs[1]
     log_probs = model(*inputs)
@@ -113,13 +79,13 @@ def test_forward_is_a_distribution_and_every_weight_learns(tok, kind, cls) -> No
     loss = token_cross_entropy(log_probs, scored, pad_id=tok.pad_id)
     assert torch.isfinite(loss)
     loss.backward()
-    _assert_finite_grads(model)
+    assert_finite_grads(model)
 
 
 @pytest.mark.parametrize("kind", ["bart", "t5"])
 def test_transformer_steps_match_one_causal_pass_and_leave_their_state_unchanged(tok, kind) -> None:
     core = _model(Reconstructor, tok, kind).core
-    src = _articles(tok)
+    src = article_batch(tok)
     ids = src.ids
     memory, state = core.encode(ids, src.lengths)
     assert bool((memory.states[~memory.mask] == 0).all())  # zeros at padding
@@ -153,7 +119,7 @@ def test_transformer_steps_match_one_causal_pass_and_leave_their_state_unchanged
 @pytest.mark.parametrize("kind", KINDS)
 def test_selecting_rows_of_a_state_then_stepping_is_stepping_then_selecting(tok, kind) -> None:
     core = _model(PointerGenerator, tok, kind).core
-    src = _articles(tok)
+    src = article_batch(tok)
     memory, state = core.encode(src.ids, src.lengths)
     prev = torch.full((3,), tok.bos_id)
     for token in (tok.bos_id, 5, 7):  # a few steps, so the state holds a prefix
@@ -177,20 +143,9 @@ def test_selecting_rows_of_a_state_then_stepping_is_stepping_then_selecting(tok,
 # --------------------------------------------------------------------------------------------
 
 
-def _check_decoded(out, eos: int, pad: int, max_words: int) -> None:
-    for row, n in zip(out.ids.tolist(), out.lengths.tolist(), strict=True):
-        real, padding = row[:n], row[n:]
-        assert all(t == pad for t in padding)
-        words = [t for t in real if t != eos]
-        assert len(words) <= max_words
-        assert eos not in real[:-1]
-        assert real[-1] == eos or len(words) == max_words
-    assert out.mask.tolist() == [[i < n for i in range(out.ids.shape[1])] for n in out.lengths]
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_sample_greedy_and_beam_decode_and_beam_of_one_is_greedy(tok, kind) -> None:
-    src = _articles(tok)
+    src = article_batch(tok)
     for seed in range(2):
         gen = _model(PointerGenerator, tok, kind, seed=seed)
         with torch.no_grad():
@@ -203,7 +158,7 @@ def test_sample_greedy_and_beam_decode_and_beam_of_one_is_greedy(tok, kind) -> N
         beam3 = gen.beam(src, max_words=5, beam_size=3, length_penalty=0.0)
         for out in (sampled, greedy, beam1, beam3):
             assert out.ids.shape[0] == 3 and out.ids.shape[1] <= 6
-            _check_decoded(out, tok.eos_id, tok.pad_id, 5)
+            check_decoded(out, tok.eos_id, tok.pad_id, 5)
         assert beam1.ids.tolist() == greedy.ids.tolist()
         torch.testing.assert_close(beam1.log_prob, greedy.log_prob)
         # beam search's state selection is right: its score is what teacher forcing gives
@@ -218,12 +173,12 @@ def test_sample_greedy_and_beam_decode_and_beam_of_one_is_greedy(tok, kind) -> N
 @pytest.mark.parametrize("kind", ["bart", "t5"])
 def test_padding_does_not_change_a_transformer_result(tok, kind) -> None:
     gen, rec = _model(PointerGenerator, tok, kind), _model(Reconstructor, tok, kind)
-    src = _articles(tok)
-    summary, article = _summaries(tok, src), _article_targets(tok, src)
+    src = article_batch(tok)
+    summary, article = summary_batch(tok, src), article_targets(tok, src)
     batched = gen.greedy(src, max_words=5)
     batched_ll = rec.log_likelihood(summary, article)
     for i in range(3):
-        one = _articles(tok, ARTICLES[i : i + 1])
+        one = article_batch(tok, ARTICLES[i : i + 1])
         assert gen.greedy(one, max_words=5).ids[0].tolist() == (
             batched.ids[i, : batched.lengths[i]].tolist()
         )
@@ -244,8 +199,8 @@ def test_padding_does_not_change_a_transformer_result(tok, kind) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_articles_oov_words_can_be_copied(tok, kind) -> None:
     gen = _model(PointerGenerator, tok, kind)
-    src = _articles(tok)
-    targets = _summaries(tok, src).ids
+    src = article_batch(tok)
+    targets = summary_batch(tok, src).ids
     v = tok.vocab_size
     probs = gen(src, targets).exp()  # (B, S, V + 2)
     assert bool((probs[0, :, v] > 1e-4).all())  # zebra
@@ -272,8 +227,8 @@ def test_an_articles_oov_words_can_be_copied(tok, kind) -> None:
 @pytest.mark.parametrize("kind", ["bart", "t5"])
 def test_a_transformer_reconstructor_copies_oov_words_of_the_summary(tok, kind) -> None:
     rec = _model(Reconstructor, tok, kind)
-    src = _articles(tok)
-    summary, article = _summaries(tok, src), _article_targets(tok, src)
+    src = article_batch(tok)
+    summary, article = summary_batch(tok, src), article_targets(tok, src)
     v = tok.vocab_size
     probs = rec(summary, article).exp()
     assert bool((probs[0, :, v] > 1e-4).all())  # zebra, in the summary
@@ -290,7 +245,7 @@ def test_a_transformer_reconstructor_copies_oov_words_of_the_summary(tok, kind) 
 @pytest.mark.parametrize("cls", [PointerGenerator, Reconstructor])
 def test_save_load_round_trip_gives_identical_outputs(tok, tmp_path, kind, cls) -> None:
     model = _model(cls, tok, kind)
-    src = _articles(tok)
+    src = article_batch(tok)
     inputs = _inputs(cls, tok, src)
     model.save_pretrained(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -322,7 +277,7 @@ def test_a_config_saved_without_backbone_keys_loads_as_a_gru(tok, tmp_path, cls)
     loaded = cls.from_pretrained(tmp_path / "old").eval()
     assert loaded.config == model.config and loaded.config["cell"] == "gru"
     assert isinstance(loaded.core.encoder, torch.nn.GRU)
-    inputs = _inputs(cls, tok, _articles(tok))
+    inputs = _inputs(cls, tok, article_batch(tok))
     torch.testing.assert_close(loaded(*inputs), model(*inputs), rtol=0, atol=0)
 
 
@@ -386,7 +341,7 @@ def test_a_local_pretrained_folder_is_loaded_offline_and_saved_with_the_model(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hf = _hf_folder(tok, tmp_path / "hf", kind)
-    src = _articles(tok)
+    src = article_batch(tok)
     gen = PointerGenerator(
         vocab_size=tok.vocab_size, backbone=kind, pretrained=tmp_path / "hf", **_ids(tok)
     ).eval()
@@ -494,7 +449,7 @@ def test_bad_backbone_options_are_refused_in_one_line(tok, tmp_path) -> None:
             backbone="bart",
             backbone_size={**TINY_SIZE, "max_positions": 8},
         )
-        gen.greedy(_articles(tok), max_words=2)  # the articles have 11 tokens
+        gen.greedy(article_batch(tok), max_words=2)  # the articles have 11 tokens
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,18 +22,8 @@ from seqae.text.generator import PointerGenerator  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
 from seqae.text.summarize import SETTINGS_FILE, load_summarizer, save_summarizer  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer  # noqa: E402
+from tests.text.summary_data import ARTICLES, TEXTS  # noqa: E402
 
-TEXTS = [
-    "the cat sat on the mat .",
-    "the dog sat on the mat .",
-    "a cat and a dog ran to the park .",
-    "the park is big and the dog is small .",
-]
-ARTICLES = [
-    "the zebra sat on the mat and the cat ran .",
-    "a dog ran to the big park .",
-    "the quokka and the wombat sat on a mat .",
-]
 FOLDER_MAX_WORDS = 5
 FOLDER_MAX_ARTICLE_WORDS = 50
 

@@ -21,43 +21,19 @@ from seqae.registry import Registry, UnknownComponentError  # noqa: E402
 from seqae.text.generator import PointerGenerator  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
 from seqae.text.seq2seq import TINY, Summaries  # noqa: E402
-from seqae.text.tokenizer import ExtendedBatch, WordTokenizer  # noqa: E402
+from seqae.text.tokenizer import WordTokenizer  # noqa: E402
+from tests.text.summary_data import (  # noqa: E402
+    ARTICLES,
+    SUMMARIES,
+    article_batch,
+    article_targets,
+    assert_finite_grads,
+    check_decoded,
+    summary_batch,
+    words_of,
+)
 
-TEXTS = [
-    "the cat sat on the mat .",
-    "the dog sat on the mat .",
-    "a cat and a dog ran to the park .",
-    "the park is big and the dog is small .",
-]
-ARTICLES = [
-    "the zebra sat on the mat and the cat ran .",  # zebra: out of vocabulary
-    "a dog ran to the big park .",
-    "the quokka and the wombat sat on a mat .",  # two out-of-vocabulary words
-]
-SUMMARIES = ["zebra sat .", "dog ran", "quokka and wombat sat"]
 SIZES = {"emb_dim": 8, "hidden": 8}
-
-
-@pytest.fixture(scope="module")
-def tok() -> WordTokenizer:
-    return WordTokenizer.train(TEXTS, vocab_size=100, min_frequency=1)
-
-
-def _words(tok: WordTokenizer, texts: list[str]) -> list[list[str]]:
-    return [tok.tokenize(t).words for t in texts]
-
-
-def _articles(tok: WordTokenizer, texts: list[str] = ARTICLES) -> ExtendedBatch:
-    return tok.extend_batch(_words(tok, texts))
-
-
-def _summaries(tok: WordTokenizer, src: ExtendedBatch, texts: list[str] = SUMMARIES) -> Summaries:
-    tgt = tok.extend_targets(_words(tok, texts), src.oov_words)
-    return Summaries(tgt.extended_ids, tgt.lengths, src.max_oovs)
-
-
-def _article_targets(tok: WordTokenizer, src: ExtendedBatch, texts: list[str] = ARTICLES):
-    return tok.extend_targets(_words(tok, texts), src.oov_words).extended_ids
 
 
 def _generator(tok: WordTokenizer, seed: int = 0, **kwargs) -> PointerGenerator:
@@ -70,14 +46,6 @@ def _reconstructor(tok: WordTokenizer, seed: int = 0, **kwargs) -> Reconstructor
     return Reconstructor(vocab_size=tok.vocab_size, **{**SIZES, **kwargs}).eval()
 
 
-def _assert_finite_grads(model: torch.nn.Module) -> None:
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    missing = [n for n, g in grads.items() if g is None]
-    assert not missing, f"no gradient for {missing}"
-    assert all(torch.isfinite(g).all() for g in grads.values())
-    assert sum(float(g.abs().sum()) for g in grads.values()) > 0
-
-
 # --------------------------------------------------------------------------------------------
 # shapes and gradients
 # --------------------------------------------------------------------------------------------
@@ -85,8 +53,8 @@ def _assert_finite_grads(model: torch.nn.Module) -> None:
 
 def test_generator_forward_is_a_distribution_over_the_extended_vocabulary(tok) -> None:
     gen = _generator(tok, layers=2, dropout=0.1).train()
-    src = _articles(tok)
-    tgt = tok.extend_targets(_words(tok, SUMMARIES), src.oov_words)
+    src = article_batch(tok)
+    tgt = tok.extend_targets(words_of(tok, SUMMARIES), src.oov_words)
     assert src.max_oovs == 2
     log_probs = gen(src, tgt.extended_ids)
     b, s = tgt.extended_ids.shape
@@ -96,13 +64,13 @@ def test_generator_forward_is_a_distribution_over_the_extended_vocabulary(tok) -
     loss = token_cross_entropy(log_probs, tgt.extended_ids, pad_id=tok.pad_id)
     assert torch.isfinite(loss)
     loss.backward()
-    _assert_finite_grads(gen)
+    assert_finite_grads(gen)
 
 
 def test_reconstructor_forward_and_log_likelihood(tok) -> None:
     rec = _reconstructor(tok, layers=2, dropout=0.1).train()
-    src = _articles(tok)
-    summary, article = _summaries(tok, src), _article_targets(tok, src)
+    src = article_batch(tok)
+    summary, article = summary_batch(tok, src), article_targets(tok, src)
     log_probs = rec(summary, article)
     assert log_probs.shape == (*article.shape, tok.vocab_size + src.max_oovs)
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(article.shape))
@@ -121,13 +89,13 @@ def test_reconstructor_forward_and_log_likelihood(tok) -> None:
     assert acc.shape == (3,) and bool(((acc >= 0) & (acc <= 1)).all())
     rec.train()
     (-rec.log_likelihood(summary, article).mean()).backward()
-    _assert_finite_grads(rec)
+    assert_finite_grads(rec)
 
 
 def test_reconstructor_without_copy_reads_extended_ids_as_unk(tok) -> None:
     rec = _reconstructor(tok, copy=False)
-    src = _articles(tok)
-    summary, article = _summaries(tok, src), _article_targets(tok, src)
+    src = article_batch(tok)
+    summary, article = summary_batch(tok, src), article_targets(tok, src)
     assert rec(summary, article).shape == (*article.shape, tok.vocab_size)
     targets = rec.score_targets(summary, article)
     assert bool((targets < tok.vocab_size).all())
@@ -142,8 +110,8 @@ def test_reconstructor_without_copy_reads_extended_ids_as_unk(tok) -> None:
 
 def test_copy_gives_an_articles_oov_words_probability(tok) -> None:
     gen = _generator(tok)
-    src = _articles(tok)
-    tgt = tok.extend_targets(_words(tok, SUMMARIES), src.oov_words)
+    src = article_batch(tok)
+    tgt = tok.extend_targets(words_of(tok, SUMMARIES), src.oov_words)
     v = tok.vocab_size
     probs = gen(src, tgt.extended_ids).exp()  # (B, S, V + 2)
     # row 0 has one OOV word (zebra = V), row 1 none, row 2 two (quokka = V, wombat = V + 1)
@@ -165,9 +133,9 @@ def test_copy_gives_an_articles_oov_words_probability(tok) -> None:
 
 def test_reconstructor_copies_oov_words_that_the_summary_carries(tok) -> None:
     rec = _reconstructor(tok)
-    src = _articles(tok)
-    summary = _summaries(tok, src, ["zebra sat .", "dog ran", "quokka sat"])  # no wombat
-    article = _article_targets(tok, src)
+    src = article_batch(tok)
+    summary = summary_batch(tok, src, ["zebra sat .", "dog ran", "quokka sat"])  # no wombat
+    article = article_targets(tok, src)
     v = tok.vocab_size
     targets = rec.score_targets(summary, article)
     assert bool((targets[0][article[0] == v] == v).all())  # zebra: copied from the summary
@@ -197,7 +165,7 @@ def test_a_tiny_generator_learns_to_copy_the_first_word_even_when_unknown(tok) -
     opt = torch.optim.Adam(gen.parameters(), lr=0.02)
     for _ in range(60):
         texts = _first_word_data(tok, g, 16)
-        src = _articles(tok, texts)
+        src = article_batch(tok, texts)
         tgt = tok.extend_targets([[t.split()[0]] for t in texts], src.oov_words)
         loss = token_cross_entropy(gen(src, tgt.extended_ids), tgt.extended_ids, pad_id=0)
         opt.zero_grad()
@@ -205,7 +173,7 @@ def test_a_tiny_generator_learns_to_copy_the_first_word_even_when_unknown(tok) -
         opt.step()
     gen.eval()
     texts = _first_word_data(tok, torch.Generator().manual_seed(1), 32)  # new articles
-    src = _articles(tok, texts)
+    src = article_batch(tok, texts)
     out = gen.greedy(src, max_words=3)
     written = [
         tok.decode_extended(ids, oov) for ids, oov in zip(out.ids, src.oov_words, strict=True)
@@ -220,24 +188,13 @@ def test_a_tiny_generator_learns_to_copy_the_first_word_even_when_unknown(tok) -
 # --------------------------------------------------------------------------------------------
 
 
-def _check_decoded(out, eos: int, pad: int, max_words: int) -> None:
-    for row, n in zip(out.ids.tolist(), out.lengths.tolist(), strict=True):
-        real, padding = row[:n], row[n:]
-        assert all(t == pad for t in padding)
-        words = [t for t in real if t != eos]
-        assert len(words) <= max_words
-        assert eos not in real[:-1]  # </s> only ends a summary
-        assert real[-1] == eos or len(words) == max_words
-    assert out.mask.tolist() == [[i < n for i in range(out.ids.shape[1])] for n in out.lengths]
-
-
 @pytest.mark.parametrize("eos_bias", [30.0, -30.0, 0.0])
 def test_sample_greedy_and_beam_respect_max_words_and_stop_at_eos(tok, eos_bias) -> None:
     gen = _generator(tok)
     with torch.no_grad():
         gen.out.bias[tok.eos_id] += eos_bias
         gen.switch.bias.fill_(30.0 if eos_bias > 0 else 0.0)  # > 0: p_gen ~ 1, no copying
-    src = _articles(tok)
+    src = article_batch(tok)
     torch.manual_seed(0)
     outputs = [
         gen.sample(src, max_words=4),
@@ -246,7 +203,7 @@ def test_sample_greedy_and_beam_respect_max_words_and_stop_at_eos(tok, eos_bias)
         gen.beam(src, max_words=4, beam_size=3),
     ]
     for out in outputs:
-        _check_decoded(out, tok.eos_id, tok.pad_id, 4)
+        check_decoded(out, tok.eos_id, tok.pad_id, 4)
         if eos_bias > 0:  # </s> at once
             assert out.ids.tolist() == [[tok.eos_id]] * 3
         if eos_bias < 0:  # never </s>: cut at the limit
@@ -260,7 +217,7 @@ def test_beam_of_size_one_is_greedy(tok, eos_bias) -> None:
         gen = _generator(tok, seed=seed)
         with torch.no_grad():
             gen.out.bias[tok.eos_id] += eos_bias
-        src = _articles(tok)
+        src = article_batch(tok)
         greedy = gen.greedy(src, max_words=6)
         beam = gen.beam(src, max_words=6, beam_size=1)
         assert beam.ids.tolist() == greedy.ids.tolist()
@@ -270,9 +227,9 @@ def test_beam_of_size_one_is_greedy(tok, eos_bias) -> None:
 
 def test_beam_score_is_the_log_probability_of_what_it_wrote(tok) -> None:
     gen = _generator(tok, seed=1)
-    src = _articles(tok)
+    src = article_batch(tok)
     beam = gen.beam(src, max_words=3, beam_size=4, length_penalty=0.0)
-    _check_decoded(beam, tok.eos_id, tok.pad_id, 3)
+    check_decoded(beam, tok.eos_id, tok.pad_id, 3)
     # the beam's score is the teacher-forced log-probability of what it wrote
     tf = gen(src, beam.ids).gather(-1, beam.ids[..., None]).squeeze(-1)
     torch.testing.assert_close(beam.log_prob, tf.masked_fill(~beam.mask, 0).sum(1))
@@ -280,7 +237,7 @@ def test_beam_score_is_the_log_probability_of_what_it_wrote(tok) -> None:
 
 def test_sample_log_probs_and_entropy_match_teacher_forcing(tok) -> None:
     gen = _generator(tok)
-    src = _articles(tok)
+    src = article_batch(tok)
     torch.manual_seed(3)
     s = gen.sample(src, max_words=5)
     tf = gen(src, s.ids)  # (B, S, V')
@@ -295,9 +252,9 @@ def test_sample_log_probs_and_entropy_match_teacher_forcing(tok) -> None:
 
 def test_a_sampled_summary_feeds_the_reconstructor(tok) -> None:
     gen, rec = _generator(tok), _reconstructor(tok)
-    src = _articles(tok)
+    src = article_batch(tok)
     s = gen.sample(src, max_words=5)
-    reward = rec.log_likelihood(s, _article_targets(tok, src))
+    reward = rec.log_likelihood(s, article_targets(tok, src))
     assert reward.shape == (3,) and torch.isfinite(reward).all()
 
 
@@ -310,11 +267,11 @@ def test_a_sampled_summary_feeds_the_reconstructor(tok) -> None:
 def test_save_load_round_trip(tok, tmp_path, monkeypatch, cls) -> None:
     torch.manual_seed(0)
     model = cls(vocab_size=tok.vocab_size, emb_dim=8, hidden=8, layers=2).eval()
-    src = _articles(tok)
+    src = article_batch(tok)
     inputs = (
-        (src, _summaries(tok, src).ids)
+        (src, summary_batch(tok, src).ids)
         if cls is PointerGenerator
-        else (_summaries(tok, src), _article_targets(tok, src))
+        else (summary_batch(tok, src), article_targets(tok, src))
     )
     model.save_pretrained(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -348,15 +305,15 @@ def test_registered_for_load_pretrained(cls) -> None:
 
 def test_padding_does_not_change_any_result(tok) -> None:
     gen, rec = _generator(tok), _reconstructor(tok)
-    src = _articles(tok)
-    tgt = tok.extend_targets(_words(tok, SUMMARIES), src.oov_words)
-    summary, article = _summaries(tok, src), _article_targets(tok, src)
+    src = article_batch(tok)
+    tgt = tok.extend_targets(words_of(tok, SUMMARIES), src.oov_words)
+    summary, article = summary_batch(tok, src), article_targets(tok, src)
     batched_lp = gen(src, tgt.extended_ids)
     batched_greedy = gen.greedy(src, max_words=5)
     batched_beam = gen.beam(src, max_words=5, beam_size=3)
     batched_ll = rec.log_likelihood(summary, article)
     for i in range(3):
-        one = _articles(tok, ARTICLES[i : i + 1])
+        one = article_batch(tok, ARTICLES[i : i + 1])
         width = tok.vocab_size + one.max_oovs
         n = int(tgt.lengths[i])
         one_tgt = tgt.extended_ids[i : i + 1, :n]

@@ -271,7 +271,7 @@ def test_importance_weighted_nll_reproduces_its_weights(model: CompoundPCFG) -> 
     expected = -(torch.stack(log_w).logsumexp(0) - math.log(3))
     torch.testing.assert_close(nll, expected.detach(), rtol=1e-5, atol=1e-5)
     # chunking the samples does not change the estimator's form
-    many = model.importance_weighted_nll(tokens, lengths, samples=5, samples_per_pass=2)
+    many = model.importance_weighted_nll(tokens, lengths, samples=5, chunk=2)
     assert many.shape == (3,) and torch.isfinite(many).all()
 
 
@@ -285,6 +285,21 @@ def test_bad_input_is_refused(model: CompoundPCFG) -> None:
         model(tokens.float(), lengths)
     with pytest.raises(ValueError, match="nonterminals must be a positive int"):
         CompoundPCFG(nonterminals=0)
+    with pytest.raises(ValueError, match="chunk must be a positive int"):
+        model.importance_weighted_nll(tokens, lengths, chunk=0)
+    with pytest.raises(ValueError, match="samples must be a positive int, got True"):
+        model.importance_weighted_nll(tokens, lengths, samples=True)
+
+
+def test_predicted_tokens_count_the_end_of_sentence_as_the_lstm_lm_does(
+    model: CompoundPCFG,
+) -> None:
+    from seqae.tree.lm import TreeLanguageModel
+
+    lengths = torch.tensor(LENGTHS)
+    lm = TreeLanguageModel(vocab_size=TINY["vocab_size"], embed_dim=4, hidden_dim=4, eos_id=3)
+    assert torch.equal(model.predicted_tokens(lengths), lm.predicted_tokens(lengths))
+    assert torch.equal(model.predicted_tokens(lengths), lengths + 1)
 
 
 def test_save_and_load_give_the_same_model(model: CompoundPCFG, tmp_path) -> None:
