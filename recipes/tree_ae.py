@@ -69,7 +69,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from seqae.config import ConfigError  # noqa: E402
+from seqae.config import ConfigError, load_config  # noqa: E402
 from seqae.data.tokens import Vocabulary, length_batches, pad_token_ids  # noqa: E402
 from seqae.files import atomic_write_json, atomic_write_text  # noqa: E402
 from seqae.metrics.parsing import (  # noqa: E402
@@ -81,6 +81,7 @@ from seqae.metrics.parsing import (  # noqa: E402
     length_table,
     parsing_scores,
     parsing_table,
+    sentence_f1,
 )
 from seqae.metrics.tables import markdown_table  # noqa: E402
 from seqae.training import (  # noqa: E402
@@ -101,7 +102,12 @@ from seqae.tree.loaders import load_tree_corpus, read_sentences, read_trees  # n
 from seqae.tree.parse import encode_words, load_tree_parser, parse_spans, save_tree_parser  # noqa: E402
 from seqae.tree.pcfg import CompoundPCFG  # noqa: E402
 from seqae.tree.treebank import STYLES, Tree, is_punctuation, preprocess_tree  # noqa: E402
-from seqae.tree.trees import Span, spans_to_brackets  # noqa: E402
+from seqae.tree.trees import (  # noqa: E402
+    Span,
+    brackets_to_spans,
+    spans_to_brackets,
+    spans_to_indicators,
+)
 from seqae.tree.urnng import URNNG  # noqa: E402
 
 NULLABLE_KEYS = (
@@ -193,6 +199,24 @@ def validate(cfg: dict[str, Any]) -> None:
         )
     if t["threads"] < 0:
         raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {t['threads']}")
+    teacher = cfg["teacher"]
+    if isinstance(teacher["steps"], bool) or not isinstance(teacher["steps"], int):
+        raise ConfigError(f"teacher.steps must be an integer >= 0, got {teacher['steps']!r}")
+    if not 0 <= teacher["steps"] <= t["steps"]:
+        raise ConfigError(
+            f"teacher.steps must be in [0, train.steps={t['steps']}] (the supervised steps come "
+            f"first), got {teacher['steps']}"
+        )
+    if (teacher["from_run"] is None) != (teacher["steps"] == 0):
+        raise ConfigError(
+            "teacher.from_run and teacher.steps go together: set both (a finished tree_ae run "
+            "and the supervised steps on its trees) or neither"
+        )
+    if teacher["from_run"] is not None and m["name"] != "urnng":
+        raise ConfigError(
+            f"teacher.from_run trains URNNG on another parser's trees; model.name is "
+            f"{m['name']!r} (set model.name=urnng or teacher.from_run=null teacher.steps=0)"
+        )
     if t["max_minutes"] is not None and not t["max_minutes"] > 0:
         raise ConfigError(f"train.max_minutes must be positive or null, got {t['max_minutes']}")
     _positive_ints(
@@ -478,6 +502,103 @@ def language_model_nll(
 
 
 # ---------------------------------------------------------------------------------------------
+# part: a teacher's trees (URNNG from another parser's trees)
+# ---------------------------------------------------------------------------------------------
+TEACHER_TREES = "trees.txt"
+
+
+def teacher_source(cfg: dict[str, Any]) -> Path | None:
+    """The finished tree_ae run named by ``teacher.from_run``, checked; or None."""
+    folder = cfg["teacher"]["from_run"]
+    if folder is None:
+        return None
+    folder = Path(folder)
+    if folder.resolve() == Path(cfg["output_dir"]).resolve():
+        raise ConfigError(f"teacher.from_run: {folder} is this run's own folder")
+    try:
+        other = load_config(folder / "config.yaml")
+    except (OSError, ConfigError) as exc:
+        raise ConfigError(
+            f"teacher.from_run: {folder} is not a readable tree_ae run folder ({exc})"
+        ) from None
+    theirs = other.get("data") if isinstance(other.get("data"), dict) else {}
+    differ = sorted(key for key, value in cfg["data"].items() if theirs.get(key) != value)
+    if differ:
+        raise ConfigError(
+            f"teacher.from_run: {folder} was trained on other data (data.{', data.'.join(differ)} "
+            "differ); its parser must have learned from this run's training sentences"
+        )
+    if not (folder / "model" / "config.json").is_file():
+        raise ConfigError(
+            f"teacher.from_run: {folder} has no model/ folder (expected a finished tree_ae run)"
+        )
+    return folder
+
+
+def valid_sentence_f1(
+    model: URNNG | CompoundPCFG, vocab: Vocabulary, data: TreeData, batch_size: int
+) -> float | None:
+    """Mean sentence F1 of the model's MBR trees of the validation sentences (None without
+    gold trees); leaves the model in eval mode."""
+    gold = data.trees["valid"]
+    if gold is None:
+        return None
+    spans = parse_spans(model, vocab, data.valid, batch_size=batch_size)
+    scores = [
+        sentence_f1(as_bracketing(words, tree), g)
+        for words, tree, g in zip(data.valid, spans, gold, strict=True)
+    ]
+    scored = [f1 for f1 in scores if f1 is not None]
+    return sum(scored) / len(scored) if scored else None
+
+
+def make_teacher_trees(
+    cfg: dict[str, Any], data: TreeData, source: Path, folder: Path, device: torch.device
+) -> dict[str, Any]:
+    """The teacher run's parser's MBR tree of every training sentence, written as brackets
+    (one line per sentence, :data:`TEACHER_TREES`); its validation F1 in the summary."""
+    parser = load_tree_parser(source / "model", map_location=device)
+    batch_size = cfg["eval"]["batch_size"]
+    spans = parse_spans(
+        parser.model, parser.vocab, data.train, batch_size=batch_size, lowercase=parser.lowercase
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        folder / TEACHER_TREES,
+        "".join(
+            f"{spans_to_brackets(tree, w)}\n" for tree, w in zip(spans, data.train, strict=True)
+        ),
+    )
+    return {
+        "from_run": str(source),
+        "model_type": parser.model.model_type,
+        "sentences": len(spans),
+        "valid_sentence_f1": valid_sentence_f1(parser.model, parser.vocab, data, batch_size),
+    }
+
+
+def read_teacher_trees(folder: Path, sentences: list[list[str]]) -> list[list[Span]]:
+    """The trees :func:`make_teacher_trees` wrote, each checked against its sentence."""
+    path = folder / TEACHER_TREES
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) != len(sentences):
+        raise ConfigError(
+            f"{path} holds {len(lines)} trees for {len(sentences)} training sentences; "
+            "overwrite=true makes them again"
+        )
+    trees = []
+    for number, (line, words) in enumerate(zip(lines, sentences, strict=True), start=1):
+        spans, leaves = brackets_to_spans(line)
+        if leaves != words:
+            raise ConfigError(
+                f"{path}, line {number}: the tree's words are not training sentence {number}'s; "
+                "overwrite=true makes them again"
+            )
+        trees.append(spans)
+    return trees
+
+
+# ---------------------------------------------------------------------------------------------
 # training
 # ---------------------------------------------------------------------------------------------
 class TreeObjective(nn.Module):
@@ -501,7 +622,7 @@ class TreeObjective(nn.Module):
         self.samples = samples
 
     def forward(
-        self, tokens: Tensor, lengths: Tensor, weight: float
+        self, tokens: Tensor, lengths: Tensor, weight: float, trees: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to back-propagate and detached diagnostics to log.
 
@@ -509,7 +630,22 @@ class TreeObjective(nn.Module):
             tokens: ``(B, N)`` word ids.
             lengths: ``(B,)`` sentence lengths.
             weight: The KL warm-up weight in ``[0, 1]``.
+            trees: URNNG only: ``(B, N, N)`` span indicators of given trees (a teacher's):
+                the loss is then the supervised ``-log p(x, y) - log q(y | x)`` instead.
         """
+        if trees is not None:
+            if not isinstance(self.model, URNNG):
+                raise TypeError("TreeObjective: only URNNG learns from given trees")
+            joint = self.model.joint(tokens, lengths, trees.unsqueeze(1))  # (B, 1) parts
+            log_q = self.model.posterior(tokens, lengths).log_prob(trees)  # (B,)
+            loss = -(joint.log_prob.mean() + log_q.mean())
+            logged = {
+                "supervised_log_joint": joint.log_prob.mean().detach(),
+                "supervised_log_q": log_q.mean().detach(),
+                "word_log_prob": joint.word_log_prob.mean().detach(),
+                "action_log_prob": joint.action_log_prob.mean().detach(),
+            }
+            return loss, {"loss": loss.detach(), **logged}
         if isinstance(self.model, URNNG):
             out = self.model.elbo(tokens, lengths, samples=self.samples, kl_weight=weight)
             logged = {
@@ -540,24 +676,33 @@ def make_optimizer(cfg: dict[str, Any], model: URNNG | CompoundPCFG) -> torch.op
 
 
 def train(
-    cfg: dict[str, Any], run: RunSession, ctx: DistributedContext, vocab: Vocabulary, data: TreeData
+    cfg: dict[str, Any],
+    run: RunSession,
+    ctx: DistributedContext,
+    vocab: Vocabulary,
+    data: TreeData,
+    teacher_trees: list[list[Span]] | None = None,
 ) -> dict[str, Any]:
     """The main model's loop, checkpointed; rank 0 saves the model folder ``model/``.
 
     Under torchrun every rank draws its batches from its own shard of the training sentences
     and DistributedDataParallel averages the gradients, so every rank keeps the same weights.
+    With ``teacher_trees`` (one tree per training sentence) the first ``teacher.steps`` steps
+    are supervised on them; rank 0 scores the validation F1 where they end.
     """
-    t = cfg["train"]
+    t, teacher_steps = cfg["train"], cfg["teacher"]["steps"]
     model = build_model(cfg, vocab).to(ctx.device)
     optimizer = make_optimizer(cfg, model)
     resumed = run.resume(model=model, optimizer=optimizer)
     step = resumed.step if resumed else 0
+    supervised_f1 = resumed.extra.get("supervised_valid_f1") if resumed else None
     objective = TreeObjective(model, samples=t["samples"])
     # a batch of one-word sentences leaves the compound PCFG's binary rules out of the graph
     one_word = isinstance(model, CompoundPCFG) and min(len(s) for s in data.train) == 1
     ddp = wrap_model(objective, ctx, find_unused_parameters=one_word)
     shard = data.train[ctx.rank :: ctx.world_size]
     ids = [encode_words(vocab, s) for s in shard]
+    shard_trees = teacher_trees[ctx.rank :: ctx.world_size] if teacher_trees else None
     batches = BatchCycle([len(s) for s in ids], batch_size=t["batch_size"], seed=cfg["seed"])
     logger = MetricLogger(run.dir) if ctx.is_main else None
     bar = progress(
@@ -568,9 +713,18 @@ def train(
     for _ in bar:
         # every step's randomness comes from (seed, step, rank): a resumed run continues exactly
         torch.manual_seed((cfg["seed"] * 1_000_003 + step) * 101 + ctx.rank)
-        tokens, lengths = token_batch(ids, batches(step), vocab, ctx.device)
+        rows = batches(step)
+        tokens, lengths = token_batch(ids, rows, vocab, ctx.device)
         weight = kl_weight(step, t["warmup_steps"])
-        loss, logged = ddp(tokens, lengths, weight)
+        trees = None
+        if step < teacher_steps and shard_trees is not None:
+            trees = spans_to_indicators(
+                [shard_trees[i] for i in rows],
+                lengths.tolist(),
+                n=tokens.shape[1],
+                device=ctx.device,
+            )
+        loss, logged = ddp(tokens, lengths, weight, trees)
         check_finite(loss, step=step, last_checkpoint=run.checkpoints.latest_path)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -579,16 +733,33 @@ def train(
         step += 1
         if logger is not None and step % t["log_every"] == 0:
             logger.scalars({**logged, "kl_weight": weight}, step=step, prefix="train/")
+        if step == teacher_steps and ctx.is_main:  # the supervised stage's parser, on valid
+            supervised_f1 = valid_sentence_f1(model, vocab, data, cfg["eval"]["batch_size"])
+            model.train()
+            if supervised_f1 is not None:
+                print(
+                    f"tree_ae: validation sentence F1 {100 * supervised_f1:.1f} after the "
+                    f"{teacher_steps} supervised steps"
+                )
+                if logger is not None:
+                    logger.scalars({"sentence_f1": supervised_f1}, step=step, prefix="valid/")
         out_of_time = run.out_of_time()
         if run.checkpoint_due(step) or step == t["steps"] or out_of_time:
-            run.save(step, model=model, optimizer=optimizer)
+            run.save(
+                step,
+                model=model,
+                optimizer=optimizer,
+                extra={"supervised_valid_f1": supervised_f1},
+            )
         if out_of_time:
             if ctx.is_main:
                 print(f"tree_ae: train.max_minutes={t['max_minutes']} reached at step {step}")
             break
     if logger is not None:
         logger.close()
+    valid_f1 = None
     if ctx.is_main:
+        valid_f1 = valid_sentence_f1(model, vocab, data, cfg["eval"]["batch_size"])
         d = cfg["data"]
         save_tree_parser(
             run.dir / "model",
@@ -605,6 +776,9 @@ def train(
         "train_seconds": run.train_seconds,
         "stopped_by_time_budget": run.out_of_time(),
         "world_size": ctx.world_size,
+        "teacher_steps": teacher_steps,
+        "supervised_valid_sentence_f1": supervised_f1,
+        "valid_sentence_f1": valid_f1,
     }
 
 
@@ -635,18 +809,11 @@ def importance_weighted_nll(
     batches = length_batches([len(s) for s in ids], batch_size=batch_size, same_length=False)
     for rows in progress(batches, desc="tree_ae: perplexity bound"):
         ids_b, lengths = token_batch(ids, rows, vocab, device)
-        if isinstance(model, URNNG):
-            bound = model.importance_weighted_nll(
-                ids_b, lengths, samples=samples, chunk=chunk, generator=generator
-            )
-            predicted = model.predicted_tokens(lengths)
-        else:  # the PCFG generates the end of the sentence implicitly; it is counted
-            bound = model.importance_weighted_nll(
-                ids_b, lengths, samples=samples, samples_per_pass=chunk, generator=generator
-            )
-            predicted = lengths + 1
+        bound = model.importance_weighted_nll(
+            ids_b, lengths, samples=samples, chunk=chunk, generator=generator
+        )
         nll[rows] = bound.double().cpu()
-        tokens[rows] = predicted.cpu()
+        tokens[rows] = model.predicted_tokens(lengths).cpu()  # words and </s> (PCFG: its end)
     return nll, tokens
 
 
@@ -881,6 +1048,7 @@ def run_tree_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
     split = cfg["eval"]["split"]
     if not getattr(data, split):
         raise ConfigError(f"tree_ae: there are no {split} sentences to evaluate on (eval.split)")
+    teacher = teacher_source(cfg)
     with RunSession(cfg, recipe="tree_ae", ctx=ctx, neutral=neutral) as run:
 
         def made(name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -899,8 +1067,17 @@ def run_tree_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
                 cfg, vocab, data, run.part_dir("language_model"), ctx.device
             ),
         )
+        teacher_trees = None
+        if teacher is not None:
+            parts["teacher_trees"] = made(
+                "teacher_trees",
+                lambda: make_teacher_trees(
+                    cfg, data, teacher, run.part_dir("teacher_trees"), ctx.device
+                ),
+            )
+            teacher_trees = read_teacher_trees(run.part_dir("teacher_trees"), data.train)
         seed_everything(cfg["seed"])  # the same initial weights on every rank, reused or not
-        summary = train(cfg, run, ctx, vocab, data)
+        summary = train(cfg, run, ctx, vocab, data, teacher_trees)
         if not ctx.is_main:
             return None
         metrics = run.part(

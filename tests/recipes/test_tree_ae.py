@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import random
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +19,9 @@ from seqae.config import ConfigError
 from seqae.metrics.parsing import Bracketing, baseline_bracketings, parsing_scores
 from seqae.tree.corpus import build_tree_corpus
 from seqae.tree.loaders import load_tree_corpus
-from seqae.tree.parse import load_tree_parser
+from seqae.tree.parse import load_tree_parser, parse_spans
 from seqae.tree.pcfg import CompoundPCFG
-from seqae.tree.trees import brackets_to_spans
+from seqae.tree.trees import brackets_to_spans, spans_to_indicators
 from seqae.tree.urnng import URNNG
 from tests.recipes.resume_checks import (
     Interrupted,
@@ -271,24 +269,12 @@ def test_bad_user_files_give_one_line_errors(
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(runs: dict, tree_corpus: Path, tmp_path: Path) -> None:
+def test_torchrun_two_processes(runs: dict, tree_corpus: Path, tmp_path: Path, torchrun) -> None:
     """Two CPU processes under torchrun: the vocabulary and the language model are rank 0's
     (the same as a single process's), then each rank trains on its shard under DDP."""
     _, single = runs["urnng"]
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "ddp"
-    proc = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "seqae.cli", "run", "tree_ae"]
-        + ["--config", TINY, f"output_dir={out}", f"data.corpus={tree_corpus}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = torchrun("tree_ae", TINY, out, f"data.corpus={tree_corpus}")
     assert metrics["world_size"] == 2 and metrics["steps"] == single["steps"]
     assert metrics["parts"] == single["parts"]
     assert 0.0 <= metrics["model_sentence_f1"] <= 1.0
@@ -296,3 +282,132 @@ def test_torchrun_two_processes(runs: dict, tree_corpus: Path, tmp_path: Path) -
     ddp = load_pretrained(out / "model").state_dict()
     one = load_pretrained(runs["urnng"][0] / "model").state_dict()
     assert any(not torch.equal(ddp[k], one[k]) for k in one)
+
+
+# ---------------------------------------------------------------------------------------------
+# URNNG from a teacher's trees (teacher.from_run, teacher.steps)
+# ---------------------------------------------------------------------------------------------
+def _random_tree(i: int, j: int, rng: random.Random) -> list[tuple[int, int]]:
+    if i == j:
+        return [(i, i)]
+    k = rng.randrange(i, j)
+    return [(i, j), *_random_tree(i, k, rng), *_random_tree(k + 1, j, rng)]
+
+
+def test_supervised_objective_learns_the_given_trees() -> None:
+    recipe = load_recipe(find_recipe("tree_ae"))
+    torch.manual_seed(0)
+    model = URNNG(vocab_size=12, embed_dim=16, hidden_dim=16, q_embed_dim=16, q_hidden_dim=16)
+    rng = random.Random(1)
+    tokens = torch.randint(4, 12, (4, 7), generator=torch.Generator().manual_seed(2))
+    lengths = torch.full((4,), 7)
+    spans = [_random_tree(0, 6, rng) for _ in range(4)]
+    trees = spans_to_indicators(spans, [7] * 4)
+    assert not torch.equal(model.parse(tokens, lengths, method="argmax"), trees)
+    objective = recipe.TreeObjective(model, samples=4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    model.train()
+    for _ in range(150):
+        loss, logged = objective(tokens, lengths, 1.0, trees)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert "supervised_log_q" in logged and loss.item() < first
+    model.eval()
+    # the inference network's most probable trees are the given ones, each nearly certain
+    assert torch.equal(model.parse(tokens, lengths, method="argmax"), trees)
+    assert model.posterior(tokens, lengths).log_prob(trees).min() > math.log(0.5)
+
+
+@pytest.fixture(scope="module")
+def taught(runs: dict, tree_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A tiny URNNG run whose first 3 of 6 steps learn the tiny compound PCFG run's trees."""
+    teacher, _ = runs["compound_pcfg"]
+    out = tmp_path_factory.mktemp("taught") / "run"
+    overrides = (f"teacher.from_run={teacher}", "teacher.steps=3")
+    return out, _run(out, tree_corpus, *overrides), overrides
+
+
+def test_teacher_trees_are_the_teachers_parses(taught: tuple, runs: dict) -> None:
+    out, metrics, _ = taught
+    teacher, _ = runs["compound_pcfg"]
+    recipe = load_recipe(find_recipe("tree_ae"))
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    data = recipe.load_data(
+        {k.removeprefix("data."): v for k, v in cfg.items() if k.startswith("data.")},
+        announce=False,
+    )
+    parser = load_tree_parser(teacher / "model")
+    expected = parse_spans(parser.model, parser.vocab, data.train)
+    lines = (out / "parts" / "teacher_trees" / "trees.txt").read_text().splitlines()
+    assert [sorted(brackets_to_spans(line)[0]) for line in lines] == [
+        sorted(tree) for tree in expected
+    ]
+    assert recipe.read_teacher_trees(out / "parts" / "teacher_trees", data.train) == [
+        brackets_to_spans(line)[0] for line in lines
+    ]
+    summary = metrics["parts"]["teacher_trees"]
+    assert summary["model_type"] == "compound_pcfg" and summary["sentences"] == len(data.train)
+    assert metrics["teacher_steps"] == 3
+    for key in ("supervised_valid_sentence_f1", "valid_sentence_f1"):
+        assert 0.0 <= metrics[key] <= 1.0
+    # the supervised steps changed the result: the same run without them differs
+    assert metrics["model_sentence_f1"] != runs["urnng"][1]["model_sentence_f1"] or (
+        metrics["model_perplexity"] != runs["urnng"][1]["model_perplexity"]
+    )
+
+
+def test_taught_run_interrupted_in_the_supervised_steps_then_resumed_matches(
+    taught: tuple, tree_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, full, overrides = taught
+    recipe = load_recipe(find_recipe("tree_ae"))
+    restore = interrupt_at_call(monkeypatch, recipe, "check_finite", call=3)
+    out = tmp_path / "part"
+    with pytest.raises(Interrupted):
+        _run(out, tree_corpus, *overrides)
+    restore()
+    resumed = _run(out, tree_corpus, *overrides, "resume=true")
+    assert comparable(resumed, drop=("train_seconds", "path", "from_run")) == comparable(
+        full, drop=("train_seconds", "path", "from_run")
+    )
+
+
+def test_bad_teacher_settings_give_one_line_errors(
+    runs: dict, tree_corpus: Path, tmp_path: Path
+) -> None:
+    teacher, _ = runs["compound_pcfg"]
+
+    def refused(match: str, *more: str) -> None:
+        with pytest.raises(ConfigError, match=match):
+            _run(tmp_path / "bad", tree_corpus, *more)
+        assert not (tmp_path / "bad").exists()
+
+    refused("go together", f"teacher.from_run={teacher}")
+    refused("go together", "teacher.steps=2")
+    refused(
+        r"teacher.steps must be in \[0, train.steps=6\]",
+        f"teacher.from_run={teacher}",
+        "teacher.steps=7",
+    )
+    refused(
+        "model.name is 'compound_pcfg'",
+        f"teacher.from_run={teacher}",
+        "teacher.steps=2",
+        "model.name=compound_pcfg",
+    )
+    refused(
+        "not a readable tree_ae run", f"teacher.from_run={tmp_path / 'none'}", "teacher.steps=2"
+    )
+    refused(
+        r"other data \(data.min_count differ",
+        f"teacher.from_run={teacher}",
+        "teacher.steps=2",
+        "data.min_count=2",
+    )
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(teacher / "config.yaml", unfinished / "config.yaml")
+    refused("has no model/ folder", f"teacher.from_run={unfinished}", "teacher.steps=2")
