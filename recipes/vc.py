@@ -68,6 +68,7 @@ from seqae.audio.corpus import PRESETS, open_or_build_corpus  # noqa: E402
 from seqae.audio.dataset import SegmentBatcher, SpeechCorpus, Utterance, load_features  # noqa: E402
 from seqae.audio.features import FeatureConfig  # noqa: E402
 from seqae.audio.matching import MATCH_MODES  # noqa: E402
+from seqae.audio.speaker_loss import GE2ELoss  # noqa: E402
 from seqae.config import ConfigError  # noqa: E402
 from seqae.core.schedules import WarmupCosineSchedule  # noqa: E402
 from seqae.training import (  # noqa: E402
@@ -93,6 +94,7 @@ RECIPE = "vc"
 NULLABLE_KEYS = (
     "train.max_minutes",
     "eval.source_kinds",
+    "eval.pair_voices",
     "augment.content_warp",
     "augment.speaker_warp",
 )
@@ -134,6 +136,7 @@ def validate(cfg: dict[str, Any]) -> None:
         ("train.autovc_code_weight", t["autovc_code_weight"]),
         ("adversary.weight", a["weight"]),
         ("train.speaker_noise", t["speaker_noise"]),
+        ("train.speaker_loss_weight", t["speaker_loss_weight"]),
     ):
         if value < 0:
             raise ConfigError(f"{key} must be >= 0, got {value}")
@@ -231,33 +234,54 @@ def load_split(
 
 
 class TrainStep(nn.Module):
-    """Model + optional adversary as one module, so DDP sees every trained parameter.
+    """Model + optional adversary and speaker loss as one module, so DDP sees every trained
+    parameter.
 
     ``speaker_noise`` > 0 adds Gaussian noise to the speaker embeddings in training, scaled per
     dimension by the batch's standard deviation (detached, so the encoder cannot shrink it
     away): the decoder must render nearby embeddings alike, which keeps the speaker space smooth
-    between the training voices.
+    between the training voices. ``speaker_loss`` (a :class:`~seqae.audio.speaker_loss.GE2ELoss`)
+    is computed on the speaker embeddings of the reference and of the crop being rebuilt (two
+    utterances of one speaker) when ``forward`` is given that crop and the speaker labels.
     """
 
     def __init__(
-        self, model: nn.Module, adversary: nn.Module | None, *, speaker_noise: float = 0.0
+        self,
+        model: nn.Module,
+        adversary: nn.Module | None,
+        *,
+        speaker_noise: float = 0.0,
+        speaker_loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.adversary = adversary
         self.speaker_noise = speaker_noise
+        self.speaker_loss = speaker_loss
 
     def forward(
-        self, x: Tensor, lengths: Tensor, ref: Tensor, ref_lengths: Tensor
-    ) -> tuple[Tensor, Any, Tensor]:
-        """Content from ``x``, speaker from ``ref``; the output has ``x``'s length."""
+        self,
+        x: Tensor,
+        lengths: Tensor,
+        ref: Tensor,
+        ref_lengths: Tensor,
+        target: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> tuple[Tensor, Any, Tensor, Tensor | None]:
+        """Content from ``x``, speaker from ``ref``; the output has ``x``'s length. The last
+        item is the speaker loss between ``ref`` and ``target`` (the crop to rebuild, ``x``'s
+        lengths) when there is one and both are given, else None."""
         content = self.model.encode_content(x, lengths)
         speaker = self.model.encode_speaker(ref, ref_lengths)
+        verification = None
+        if self.speaker_loss is not None and target is not None and speakers is not None:
+            own = self.model.encode_speaker(target, lengths)
+            verification = self.speaker_loss(own, speaker, speakers)
         if self.training and self.speaker_noise > 0 and speaker.shape[0] > 1:
             scale = speaker.detach().std(dim=0, keepdim=True)
             speaker = speaker + self.speaker_noise * scale * torch.randn_like(speaker)
         recon = self.model.decode(content.z, speaker, length=x.shape[-1])
-        return recon, content, speaker
+        return recon, content, speaker, verification
 
 
 class WarpAugment:
@@ -380,7 +404,10 @@ def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[st
             hidden=cfg["adversary"]["hidden"],
         )
     augment = WarpAugment(cfg["augment"], features, norm, cfg["seed"])
-    step_module = TrainStep(model, adversary, speaker_noise=t["speaker_noise"]).to(ctx.device)
+    speaker_loss = GE2ELoss() if t["speaker_loss_weight"] > 0 else None
+    step_module = TrainStep(
+        model, adversary, speaker_noise=t["speaker_noise"], speaker_loss=speaker_loss
+    ).to(ctx.device)
     optimizer = torch.optim.AdamW(
         step_module.parameters(), lr=t["lr"], weight_decay=t["weight_decay"]
     )
@@ -413,12 +440,16 @@ def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[st
         x, lengths = b["x"].to(ctx.device), b["lengths"].to(ctx.device)
         ref, ref_lengths = b["ref"].to(ctx.device), b["ref_lengths"].to(ctx.device)
         x_in, x, ref = augment(x, ref, step, ctx.rank)
+        speaker_ids = b["speaker"].to(ctx.device)
         with autocast_context(ctx.device, precision=precision):
-            recon, content, _ = ddp(x_in, lengths, ref, ref_lengths)
+            recon, content, _, verification = ddp(x_in, lengths, ref, ref_lengths, x, speaker_ids)
         rec = masked_l1(recon.float(), x, lengths)
         bottleneck, weight = bottleneck_term(model, content, t, step)
         terms = {"rec": rec, "bottleneck": bottleneck}
         loss = rec + weight * bottleneck
+        if verification is not None:
+            terms["speaker_ge2e"] = verification
+            loss = loss + t["speaker_loss_weight"] * verification
         if model.model_type == "autovc" and t["autovc_code_weight"] > 0:
             # AutoVC's content-code loss: the reconstruction must encode to the same code
             with autocast_context(ctx.device, precision=precision):
@@ -427,7 +458,7 @@ def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[st
             loss = loss + t["autovc_code_weight"] * terms["code"]
         if adversary is not None:
             cls_loss, enc_loss = adversary.loss(
-                content.z.float(), b["speaker"].to(ctx.device), weight=cfg["adversary"]["weight"]
+                content.z.float(), speaker_ids, weight=cfg["adversary"]["weight"]
             )
             terms |= {"adv_classifier": cls_loss, "adv_encoder": enc_loss}
             loss = loss + cls_loss + enc_loss
@@ -584,6 +615,7 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], corpus: SpeechCorpus) -> dict[s
         cache_dir=cache_dir(cfg["data"]),
         source_kinds=e["source_kinds"],
         exclude_related=e["exclude_related"],
+        pair_voices=pair_voices(e, corpus),
     )
     report = report_reference_counts(results, seed=cfg["seed"])
     tables = report["tables"]
@@ -597,14 +629,31 @@ def evaluate(run_dir: Path, cfg: dict[str, Any], corpus: SpeechCorpus) -> dict[s
     return metrics
 
 
+def pair_voices(e: dict[str, Any], corpus: SpeechCorpus) -> list[str]:
+    """``eval.pair_voices``, or every unseen voice of the corpus when it is null."""
+    if e["pair_voices"] is None:
+        return corpus.speakers_with_role("unseen")
+    unseen = corpus.speakers_with_role("unseen")
+    wrong = [v for v in e["pair_voices"] if v not in unseen]
+    if wrong:
+        raise ConfigError(
+            f"eval.pair_voices: {wrong} are not unseen voices of the corpus {corpus.root}; its "
+            f"unseen voices are {', '.join(unseen) or 'none'}"
+        )
+    return list(e["pair_voices"])
+
+
 def summary_line(summary: dict[str, Any], evaluation: dict[str, Any]) -> str:
     """The run's one-line summary: validation loss and, when evaluated, the conversions' scores."""
     line = f"{summary['steps']} steps, val rec {summary['final_val_rec']:.4f}"
     scores = evaluation.get("eval", {})
-    for group in ("seen", "unseen"):
+    for group in ("seen", "unseen", "unseen_same_sex", "unseen_cross_sex"):
         if group in scores:
             c = scores[group]["converted"]
-            line += f" | {group}: sim to target {c['sim_target']:.3f}, WER {c['wer']:.3f}"
+            line += (
+                f" | {group}: sim to target {c['sim_target']:.3f}, closer {c['closer']:.2f}, "
+                f"WER {c['wer']:.3f}"
+            )
     return line
 
 
@@ -617,6 +666,8 @@ def main(cfg: dict[str, Any]) -> dict[str, Any] | None:
         ctx = init_distributed(device_preference=cfg["device"])
         seed_everything(cfg["seed"])
         corpus = prepare_corpus(cfg["data"], is_main=ctx.is_main)
+        if cfg["eval"]["enabled"]:
+            pair_voices(cfg["eval"], corpus)  # a bad voice name is told before training
         with RunSession(cfg, recipe=RECIPE, ctx=ctx, neutral=NEUTRAL_KEYS) as run:
             summary = train(cfg, run, corpus)
             if not ctx.is_main:

@@ -96,9 +96,10 @@ TARGET_DBFS = -23.0
 #: Seconds of audio kept before the first and after the last frame with speech energy.
 TRIM_MARGIN = 0.1
 
-Source = Literal["espeak-ng", "flite", "festival", "perturbed"]
+Source = Literal["espeak-ng", "flite", "festival", "foreign", "perturbed"]
 Engine = Literal["espeak-ng", "flite", "festival"]
 Role = Literal["train", "unseen"]
+Sex = Literal["female", "male"]
 
 #: Debian package that provides each synthesiser binary.
 _APT_PACKAGES: dict[str, str] = {
@@ -110,6 +111,16 @@ _FESTIVAL_VOICE_PACKAGES: dict[str, str] = {
     "kal_diphone": "festvox-kallpc16k",
     "ked_diphone": "festvox-kdlpc16k",
     "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
+    "upc_ca_ona_hts": "festvox-ca-ona-hts",
+    "czech_dita": "festvox-czech-dita",
+    "czech_krb": "festvox-czech-krb",
+    "czech_machac": "festvox-czech-machac",
+    "czech_ph": "festvox-czech-ph",
+    "suo_fi_lj_diphone": "festvox-suopuhe-lj",
+    "hy_fi_mv_diphone": "festvox-suopuhe-mv",
+    "lp_diphone": "festvox-italp16k",
+    "pc_diphone": "festvox-itapc16k",
+    "msu_ru_nsh_clunits": "festvox-ru",
 }
 _SUBPROCESS_TIMEOUT = 600.0
 
@@ -129,6 +140,17 @@ RECORDED_SPEAKERS: dict[tuple[str, str], str] = {
     ("flite", "awb"): "cmu_arctic_awb",
     ("flite", "rms"): "cmu_arctic_rms",
     ("festival", "ked_diphone"): "cmu_ked",
+    # the foreign festival voices: one person each
+    ("festival", "upc_ca_ona_hts"): "upc_ca_ona",
+    ("festival", "czech_dita"): "czech_dita",
+    ("festival", "czech_krb"): "czech_krb",
+    ("festival", "czech_machac"): "czech_machac",
+    ("festival", "czech_ph"): "czech_ph",
+    ("festival", "suo_fi_lj_diphone"): "suopuhe_lj",
+    ("festival", "hy_fi_mv_diphone"): "suopuhe_mv",
+    ("festival", "lp_diphone"): "italian_lp",
+    ("festival", "pc_diphone"): "italian_pc",
+    ("festival", "msu_ru_nsh_clunits"): "msu_ru_nsh",
 }
 
 
@@ -231,6 +253,11 @@ class SpeakerSpec:
             voice).
         voice: Voice name for the engine (espeak-ng: ``language+variant``).
         role: ``"train"`` or ``"unseen"`` (never used for training).
+        sex: ``"female"`` or ``"male"``: the recorded person's (or, for an espeak-ng variant,
+            the variant's), for evaluating conversion within and across sexes; None: not
+            stated (espeak-ng's klatt voices).
+        language: The language the voice was built for (ISO 639-1); every voice reads the
+            corpus's English sentences with its own language's letter-to-sound rules.
         pitch: espeak-ng ``-p`` (0-99).
         speed: espeak-ng ``-s`` (words per minute).
         f0_mean: flite ``int_f0_target_mean`` in Hz (None: the voice's own).
@@ -245,12 +272,25 @@ class SpeakerSpec:
     engine: Engine
     voice: str
     role: Role = "train"
+    sex: Sex | None = None
+    language: str = "en"
     pitch: int | None = None
     speed: int | None = None
     f0_mean: float | None = None
     duration_stretch: float | None = None
     alpha: float = 1.0
     base: str | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """This speaker's record in ``speakers.json``."""
+        out: dict[str, Any] = {
+            "source": self.source,
+            "role": self.role,
+            "settings": self.settings(),
+        }
+        if self.sex is not None:
+            out["sex"] = self.sex
+        return out | {"language": self.language}
 
     def settings(self) -> dict[str, Any]:
         """The synthesis settings recorded in ``speakers.json``."""
@@ -265,7 +305,11 @@ class SpeakerSpec:
 
 
 def _espeak(name: str, voice: str, pitch: int, speed: int) -> SpeakerSpec:
-    return SpeakerSpec(name, "espeak-ng", "espeak-ng", voice, pitch=pitch, speed=speed)
+    variant = voice.rsplit("+", 1)[-1]
+    sex: Sex | None = (
+        {"m": "male", "f": "female"}.get(variant[0]) if variant[1:].isdigit() else None
+    )
+    return SpeakerSpec(name, "espeak-ng", "espeak-ng", voice, sex=sex, pitch=pitch, speed=speed)
 
 
 def _flite(
@@ -276,13 +320,29 @@ def _flite(
     f0_mean: float | None = None,
     duration_stretch: float | None = None,
 ) -> SpeakerSpec:
+    sex: Sex = "female" if voice == "slt" else "male"  # kal, kal16, awb and rms are men
     return SpeakerSpec(
-        name, "flite", "flite", voice, role=role, f0_mean=f0_mean, duration_stretch=duration_stretch
+        name,
+        "flite",
+        "flite",
+        voice,
+        role=role,
+        sex=sex,
+        f0_mean=f0_mean,
+        duration_stretch=duration_stretch,
     )
 
 
-def _festival(name: str, voice: str) -> SpeakerSpec:
-    return SpeakerSpec(name, "festival", "festival", voice)
+def _festival(
+    name: str,
+    voice: str,
+    sex: Sex,
+    *,
+    language: str = "en",
+    role: Role = "train",
+) -> SpeakerSpec:
+    source: Source = "festival" if language == "en" else "foreign"
+    return SpeakerSpec(name, source, "festival", voice, role=role, sex=sex, language=language)
 
 
 def _perturbed(base: SpeakerSpec, alpha: float) -> SpeakerSpec:
@@ -331,11 +391,32 @@ _FLITE = [
     _flite("flite_kal16_fast", "kal16", f0_mean=115.0, duration_stretch=0.85),
     _flite("flite_kal_high", "kal", f0_mean=125.0, duration_stretch=1.1),
 ]
-_UNSEEN = [_flite("flite_awb", "awb", role="unseen"), _flite("flite_rms", "rms", role="unseen")]
-_FEST_KAL = _festival("fest_kal", "kal_diphone")
-_FEST_KED = _festival("fest_ked", "ked_diphone")
-_FEST_SLT = _festival("fest_slt_hts", "cmu_us_slt_arctic_hts")
+_FEST_KAL = _festival("fest_kal", "kal_diphone", "male")
+_FEST_KED = _festival("fest_ked", "ked_diphone", "male")
+_FEST_SLT = _festival("fest_slt_hts", "cmu_us_slt_arctic_hts", "female")
 _FESTIVAL = [_FEST_KAL, _FEST_KED, _FEST_SLT]
+#: Festival voices recorded from people speaking other languages (Debian's festvox packages),
+#: reading the English sentences: more real voices for the speaker space. Hindi, Marathi and
+#: Telugu (festvox-*-nsk) are left out: their Debian voices fail to load (a missing phone set).
+_FOREIGN = [
+    _festival("fest_ca_ona", "upc_ca_ona_hts", "female", language="ca"),
+    _festival("fest_cs_dita", "czech_dita", "female", language="cs"),
+    _festival("fest_cs_krb", "czech_krb", "male", language="cs"),  # a boy
+    _festival("fest_cs_machac", "czech_machac", "male", language="cs"),
+    _festival("fest_cs_ph", "czech_ph", "male", language="cs"),
+    _festival("fest_fi_mv", "hy_fi_mv_diphone", "male", language="fi"),
+    _festival("fest_it_lp", "lp_diphone", "female", language="it"),
+    _festival("fest_it_pc", "pc_diphone", "male", language="it"),
+    _festival("fest_ru_nsh", "msu_ru_nsh_clunits", "male", language="ru"),
+]
+#: Voices never trained on: flite's awb and rms (two men, recorded for CMU ARCTIC) and the
+#: Finnish woman of festvox-suopuhe-lj (the recogniser reads her English best of the foreign
+#: voices), so conversion between unseen voices is measured within and across sexes.
+_UNSEEN = [
+    _flite("flite_awb", "awb", role="unseen"),
+    _flite("flite_rms", "rms", role="unseen"),
+    _festival("fest_fi_lj", "suo_fi_lj_diphone", "female", language="fi", role="unseen"),
+]
 _PERTURBED = [
     _perturbed(_FLITE_KAL16, 0.88),
     _perturbed(_FLITE_KAL16, 0.94),
@@ -363,7 +444,7 @@ _PERTURBED = [
 
 #: Every speaker of the ``full`` preset, by name (train speakers first, then the unseen).
 SPEAKERS: dict[str, SpeakerSpec] = {
-    s.name: s for s in [*_ESPEAK, *_FLITE, *_FESTIVAL, *_PERTURBED, *_UNSEEN]
+    s.name: s for s in [*_ESPEAK, *_FLITE, *_FESTIVAL, *_FOREIGN, *_PERTURBED, *_UNSEEN]
 }
 
 #: Speaker names of each preset, and the number of sentences the preset uses (None: all).
@@ -377,6 +458,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "pert_flite_slt_x093",
             "flite_awb",
             "flite_rms",
+            "fest_fi_lj",
         ],
         "sentences": 17,  # 14 train, 3 held out: enough for 2 references and a source
     },
@@ -776,7 +858,15 @@ def _check_existing(out: Path, speakers: dict[str, Any]) -> None:
         raise CorpusBuildError(
             f"{path}: unreadable ({err}); use overwrite=True (--overwrite) to rebuild"
         ) from err
-    changed = [n for n, v in speakers.items() if n in old and old[n] != v]
+
+    def made_by(entry: Any) -> Any:  # what decides the audio (not the sex or language notes)
+        return (
+            {k: entry.get(k) for k in ("source", "role", "settings")}
+            if isinstance(entry, dict)
+            else entry
+        )
+
+    changed = [n for n, v in speakers.items() if n in old and made_by(old[n]) != made_by(v)]
     extra = [n for n in old if n not in speakers]
     if changed or extra:
         raise CorpusBuildError(
@@ -833,9 +923,7 @@ def build_speech_corpus(
         raise CorpusBuildError("no speaker can be synthesised with the installed tools")
     out_path = Path(out)
     _prepare_out(out_path, overwrite)
-    speakers_json = {
-        s.name: {"source": s.source, "role": s.role, "settings": s.settings()} for s in specs
-    }
+    speakers_json = {s.name: s.entry() for s in specs}
     _check_existing(out_path, speakers_json)
     (out_path / "corpus.json").unlink(missing_ok=True)
     atomic_write_json(out_path / "speakers.json", speakers_json)

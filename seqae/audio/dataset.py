@@ -20,6 +20,7 @@ from ``(seed, step)`` so a resumed run sees the same batches.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -71,6 +72,42 @@ def _read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8").strip()
     except (FileNotFoundError, UnicodeDecodeError):
         return None
+
+
+def read_vctk_speaker_info(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Speaker folder name -> ``female``/``male`` from VCTK's ``speaker-info.txt``.
+
+    Its header starts ``ID AGE GENDER``; rows are whitespace-separated, IDs ``p225`` (VCTK
+    0.92) or ``225`` (0.80, whose folders are still ``p225``). Rows whose gender is not ``F``
+    or ``M`` are left out; a missing file gives ``{}``.
+
+    Raises:
+        SpeechDataError: The file exists but is not UTF-8 text or has no ``ID ... GENDER``
+            header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise SpeechDataError(f"{path}: not UTF-8 text ({err})") from err
+    rows = [line.split() for line in lines if line.strip()]
+    header = [word.upper() for word in rows[0]] if rows else []
+    if not header or header[0] != "ID" or "GENDER" not in header:
+        raise SpeechDataError(
+            f"{path}: expected VCTK's speaker-info.txt, whose first line is 'ID AGE GENDER ...'"
+        )
+    column = header.index("GENDER")
+    out = {}
+    for row in rows[1:]:
+        if len(row) <= column:
+            continue
+        sex = {"F": "female", "M": "male"}.get(row[column].upper())
+        if sex is not None:
+            name = row[0] if row[0][:1].isalpha() else f"p{row[0]}"
+            out[name] = sex
+    return out
 
 
 def scan_speakers(
@@ -161,6 +198,18 @@ class SpeechCorpus:
         """What made the voice (``speakers.json``'s ``source``: espeak-ng, flite, ...), or
         ``unknown``."""
         return str(self.speaker_info.get(speaker, {}).get("source", "unknown"))
+
+    def sex(self, speaker: str) -> str | None:
+        """``female``, ``male`` or None (not stated): ``speakers.json``'s ``sex``, else VCTK's
+        ``speaker-info.txt`` (its ``GENDER`` column, ``F``/``M``) beside ``wav48``."""
+        sex = self.speaker_info.get(speaker, {}).get("sex")
+        if sex is None:
+            sex = self._vctk_sexes.get(speaker)
+        return None if sex is None else str(sex)
+
+    @functools.cached_property
+    def _vctk_sexes(self) -> dict[str, str]:
+        return read_vctk_speaker_info(self.root / "speaker-info.txt")
 
     def speakers_with_role(self, role: str) -> list[str]:
         return [s for s in self.speakers if self.role(s) == role]

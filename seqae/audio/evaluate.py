@@ -2,7 +2,10 @@
 
 For each target voice, ``pairs_per_target`` held-out sentences spoken by a training speaker (the
 source) are converted to the target using ``n_references`` other utterances of the target (the
-references; one-shot when 1). Every conversion is scored, and so are two reference systems on
+references; one-shot when 1). ``pair_voices`` (voices the model never heard) are also converted
+to each other (every ordered pair, held-out sentences of the source): what a user does with two
+voices the model never heard, grouped by whether the two are of the same sex
+(``unseen_same_sex``, ``unseen_cross_sex``; ``unseen_pairs`` where a sex is not stated). Every conversion is scored, and so are two reference systems on
 the same pairs:
 
 - ``ceiling``: Griffin-Lim resynthesis of the target's own utterance of the sentence (what the
@@ -14,6 +17,7 @@ Scores (:mod:`seqae.metrics.speech`):
 - ``sim_target``: cosine of resemblyzer embeddings of the output and of the references (mean);
 - ``sim_source``: cosine of the output and the source utterance;
 - ``closer``: share of outputs with ``sim_target > sim_source``;
+- each of the three with a bootstrap standard error and 95% interval over the conversions;
 - ``wer``: pocketsphinx word error rate against the sentence text (corpus level);
 - ``mcd``: mel-cepstral distortion (dB, DTW-aligned) against the target's parallel utterance.
 
@@ -55,6 +59,14 @@ __all__ = [
 ]
 
 SYSTEMS = ("converted", "ceiling", "floor")
+#: Every group of conversions, in table order, with the name the tables give it.
+GROUPS = {
+    "seen": "seen",
+    "unseen": "unseen",
+    "unseen_same_sex": "unseen -> unseen, same sex",
+    "unseen_cross_sex": "unseen -> unseen, other sex",
+    "unseen_pairs": "unseen -> unseen, sex not stated",
+}
 
 
 def _index(corpus: SpeechCorpus) -> dict[tuple[str, str], Utterance]:
@@ -141,6 +153,64 @@ def make_pairs(
     return pairs
 
 
+def voice_pair_group(corpus: SpeechCorpus, source: str, target: str) -> str:
+    """``unseen_same_sex``, ``unseen_cross_sex``, or ``unseen_pairs`` when either voice's sex
+    is not stated (:meth:`SpeechCorpus.sex`)."""
+    a, b = corpus.sex(source), corpus.sex(target)
+    if a is None or b is None:
+        return "unseen_pairs"
+    return "unseen_same_sex" if a == b else "unseen_cross_sex"
+
+
+def make_voice_pairs(
+    corpus: SpeechCorpus,
+    voices: Sequence[str],
+    *,
+    sentences: Sequence[str],
+    pairs_per_target: int,
+    n_references: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Conversions between the ``voices`` themselves: for every ordered pair (source, target)
+    of voices not made from the same person's recordings (:func:`related_voices`), up to
+    ``pairs_per_target`` sentences both have said (a seeded order), each converted with
+    ``n_references`` of the target's other utterances. Each pair carries its ``group``
+    (:func:`voice_pair_group`). As in :func:`make_pairs`, the sentences and first references do
+    not depend on ``n_references``."""
+    index = _index(corpus)
+    rng = random.Random(seed)
+    pairs = []
+    for target in voices:
+        target_sents = [s for s in sentences if (target, s) in index]
+        if len(target_sents) < n_references + 1:
+            raise SpeechDataError(
+                f"voice {target!r} has {len(target_sents)} held-out utterances; need "
+                f"n_references + 1 = {n_references + 1}"
+            )
+        related = related_voices(corpus, target)
+        for source in voices:
+            if source in related:
+                continue
+            shared = [s for s in target_sents if (source, s) in index]
+            order = rng.sample(shared, len(shared))
+            for k, sent in enumerate(order[:pairs_per_target]):
+                others = [s for s in target_sents if s != sent]
+                refs = rng.sample(others, 1)
+                if n_references > 1:
+                    extra = random.Random(f"{seed}:{source}:{target}:{k}")
+                    refs += extra.sample([s for s in others if s != refs[0]], n_references - 1)
+                pairs.append(
+                    {
+                        "group": voice_pair_group(corpus, source, target),
+                        "target": target,
+                        "source": index[(source, sent)],
+                        "parallel": index[(target, sent)],
+                        "references": [index[(target, s)] for s in refs],
+                    }
+                )
+    return pairs
+
+
 @torch.no_grad()
 def speaker_probe_features(
     model: torch.nn.Module, utterances: Sequence[Utterance], mels: Sequence[torch.Tensor]
@@ -179,6 +249,7 @@ def evaluate_conversion(
     progress: bool = False,
     source_kinds: Sequence[str] | None = None,
     exclude_related: bool = True,
+    pair_voices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Convert held-out sentences to seen and unseen target voices and score everything.
 
@@ -201,6 +272,9 @@ def evaluate_conversion(
             reads well, so WER measures what conversion loses); None: every training speaker.
         exclude_related: Never convert from a voice made from the target's own recordings:
             its variants, or another engine's voice of the same person (:func:`related_voices`).
+        pair_voices: Voices the model never heard, converted to each other
+            (:func:`make_voice_pairs`; groups ``unseen_same_sex`` and ``unseen_cross_sex``);
+            empty: none.
 
     Returns:
         ``{"summary": {...}, "pairs": [per-pair rows], "example": {mels for a figure}}``.
@@ -220,6 +294,7 @@ def evaluate_conversion(
         progress=progress,
         source_kinds=source_kinds,
         exclude_related=exclude_related,
+        pair_voices=pair_voices,
     )
     return by_count[n_references]
 
@@ -257,6 +332,7 @@ def evaluate_reference_counts(
     progress: bool = False,
     source_kinds: Sequence[str] | None = None,
     exclude_related: bool = True,
+    pair_voices: Sequence[str] = (),
 ) -> dict[int, dict[str, Any]]:
     """:func:`evaluate_conversion` with each of several reference counts, on the same pairs.
 
@@ -282,7 +358,9 @@ def evaluate_reference_counts(
     from seqae.training import progress as progress_bar
 
     counts = check_reference_counts(counts)
-    missing = [s for s in (*seen_targets, *unseen_targets) if s not in corpus.speakers]
+    missing = [
+        s for s in (*seen_targets, *unseen_targets, *pair_voices) if s not in corpus.speakers
+    ]
     if missing:
         raise SpeechDataError(
             f"{corpus.root}: target voice(s) {missing} not in the corpus; it has {corpus.speakers}"
@@ -327,12 +405,13 @@ def evaluate_reference_counts(
 
     rows: dict[int, list[dict[str, Any]]] = {c: [] for c in counts}
     example: dict[str, Any] = {}
-    groups = {"seen": list(seen_targets), "unseen": list(unseen_targets)}
-    for group, targets in groups.items():
+    # group -> one list of pairs per reference count, aligned (the same conversions)
+    plan: dict[str, list[list[dict[str, Any]]]] = {}
+    for group, targets in (("seen", seen_targets), ("unseen", unseen_targets)):
         if not targets:
             continue
         exclude = {t: related_voices(corpus, t) for t in targets} if exclude_related else None
-        pair_sets = [
+        plan[group] = [
             make_pairs(
                 corpus,
                 targets,
@@ -345,6 +424,29 @@ def evaluate_reference_counts(
             )
             for count in counts
         ]
+    trained = set(corpus.speakers_with_role("train"))
+    heard = [v for v in pair_voices if v in trained]
+    if heard:
+        raise SpeechDataError(
+            f"{corpus.root}: pair voices {heard} are training voices; conversion between voices "
+            "the model never heard needs voices of the corpus's unseen role"
+        )
+    if len(pair_voices) >= 2:
+        pair_sets = [
+            make_voice_pairs(
+                corpus,
+                list(pair_voices),
+                sentences=sentences,
+                pairs_per_target=pairs_per_target,
+                n_references=count,
+                seed=seed + 2,
+            )
+            for count in counts
+        ]
+        for group in sorted({p["group"] for p in pair_sets[0]}):
+            plan[group] = [[p for p in pairs if p["group"] == group] for pairs in pair_sets]
+    groups = {group: sorted({p["target"] for p in sets[0]}) for group, sets in plan.items()}
+    for group, pair_sets in plan.items():
         aligned = list(zip(*pair_sets, strict=True))
         for k, same in enumerate(progress_bar(aligned, desc=f"vc-eval {group}", enabled=progress)):
             src, par = same[0]["source"], same[0]["parallel"]
@@ -411,6 +513,7 @@ def evaluate_reference_counts(
         "pairs_per_target": pairs_per_target,
         "source_kinds": list(source_kinds) if source_kinds is not None else None,
         "exclude_related": exclude_related,
+        "pair_voices": list(pair_voices),
         "match_stats": getattr(converter, "match_stats", "none"),
         "spread_weight": getattr(converter, "spread_weight", None),
     }
@@ -436,6 +539,7 @@ def _summarize(
     rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[str]], *, seed: int
 ) -> dict[str, Any]:
     """Per group and system: mean similarities, share closer, WER with its interval, MCD."""
+    from seqae.metrics.bootstrap import bootstrap_ratio
     from seqae.metrics.speech import corpus_wer, corpus_wer_bootstrap
 
     def wer_of(sel: list[Mapping[str, Any]]) -> float:
@@ -447,6 +551,10 @@ def _summarize(
         )
         return {"wer": iv.wer, "wer_se": iv.se, "wer_low": iv.low, "wer_high": iv.high}
 
+    def mean_with_interval(sel: list[Mapping[str, Any]], key: str) -> dict[str, Any]:
+        iv = bootstrap_ratio([float(r[key]) for r in sel], seed=seed, who="vc-eval")
+        return {key: iv.estimate, f"{key}_se": iv.se, f"{key}_low": iv.low, f"{key}_high": iv.high}
+
     summary: dict[str, Any] = {}
     for group in groups:
         for system in SYSTEMS:
@@ -455,9 +563,9 @@ def _summarize(
                 continue
             summary.setdefault(group, {})[system] = {
                 "n": len(sel),
-                "sim_target": float(np.mean([r["sim_target"] for r in sel])),
-                "sim_source": float(np.mean([r["sim_source"] for r in sel])),
-                "closer": float(np.mean([r["closer"] for r in sel])),
+                **mean_with_interval(sel, "sim_target"),
+                **mean_with_interval(sel, "sim_source"),
+                **mean_with_interval(sel, "closer"),
                 **wer_with_interval(sel),
                 "mcd": float(np.mean([r["mcd"] for r in sel])),
             }
@@ -523,6 +631,14 @@ def _wer_cell(r: Mapping[str, Any]) -> str:
     return f"{r['wer']:.3f}" + (f" ± {r['wer_se']:.3f}" if "wer_se" in r else "")
 
 
+def _mean_cell(r: Mapping[str, Any], key: str, digits: int) -> str:
+    # summaries written before the intervals were added have none
+    cell = f"{r[key]:.{digits}f}"
+    if f"{key}_low" in r:
+        cell += f" [{r[f'{key}_low']:.{digits}f}, {r[f'{key}_high']:.{digits}f}]"
+    return cell
+
+
 def _matching_phrase(summary: Mapping[str, Any]) -> str:
     mode = summary.get("match_stats", "none")
     if mode == "none":
@@ -545,23 +661,24 @@ def format_table(summary: dict[str, Any]) -> str:
         "| MCD (dB) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for group in ("seen", "unseen"):
+    for group, name in GROUPS.items():
         for system in SYSTEMS:
             r = summary.get(group, {}).get(system)
             if r is None:
                 continue
             lines.append(
-                f"| {group} | {system} | {r['n']} | {r['sim_target']:.3f} | {r['sim_source']:.3f} "
-                f"| {r['closer']:.2f} | {_wer_cell(r)} | {r['mcd']:.2f} |"
+                f"| {name} | {system} | {r['n']} | {_mean_cell(r, 'sim_target', 3)} "
+                f"| {_mean_cell(r, 'sim_source', 3)} | {_mean_cell(r, 'closer', 2)} "
+                f"| {_wer_cell(r)} | {r['mcd']:.2f} |"
             )
-    for group in ("seen", "unseen"):
+    for group in GROUPS:
         per = summary.get(group, {}).get("per_target")
         if per:
             parts = ", ".join(
                 f"{t}: sim {v['sim_target']:.3f}, closer {v['closer']:.2f}" for t, v in per.items()
             )
             lines.append(f"\n{group} targets, converted: {parts}")
-    for group in ("seen", "unseen"):
+    for group in GROUPS:
         by_kind = summary.get(group, {}).get("wer_by_source_kind")
         if by_kind:
             parts = ", ".join(
@@ -808,7 +925,22 @@ def _check_eval_args(args: argparse.Namespace, prog: str) -> SpeechCorpus | None
             file=sys.stderr,
         )
         return None
-    for flag, voices in (("--seen", args.seen), ("--unseen", args.unseen)):
+    if args.pair_voices is None:
+        args.pair_voices = corpus.speakers_with_role("unseen")
+    trained = set(corpus.speakers_with_role("train"))
+    heard = [v for v in args.pair_voices if v in trained]
+    if heard:
+        print(
+            f"{prog}: --pair-voices: {', '.join(heard)} are training voices of the corpus; give "
+            "voices of its unseen role",
+            file=sys.stderr,
+        )
+        return None
+    for flag, voices in (
+        ("--seen", args.seen),
+        ("--unseen", args.unseen),
+        ("--pair-voices", args.pair_voices),
+    ):
         unknown = [v for v in voices if v not in corpus.speakers]
         if unknown:
             print(
@@ -857,6 +989,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             progress=True,
             source_kinds=args.source_kinds,
             exclude_related=not args.include_related_sources,
+            pair_voices=args.pair_voices,
         )
     except (SpeechDataError, AudioFileError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
@@ -891,6 +1024,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="corpus directory (seqae data speech --out)")
     p.add_argument("--seen", nargs="*", default=["flite_kal16", "flite_slt"])
     p.add_argument("--unseen", nargs="*", default=["flite_awb", "flite_rms"])
+    p.add_argument(
+        "--pair-voices",
+        nargs="*",
+        default=None,
+        help="voices the model never heard, converted to each other and grouped by same or "
+        "other sex (default: every voice of the corpus's unseen role; none: give the flag alone)",
+    )
     p.add_argument(
         "--pairs", type=int_at_least(1), default=20, help="conversions per target voice (>= 1)"
     )

@@ -87,8 +87,10 @@ def test_full_preset_speakers() -> None:
     train = [s for s in specs if s.role == "train"]
     unseen = [s for s in specs if s.role == "unseen"]
     assert len(train) >= 44
-    assert {s.name for s in unseen} == {"flite_awb", "flite_rms"}
+    assert {s.name for s in unseen} == {"flite_awb", "flite_rms", "fest_fi_lj"}
     assert {"flite_kal16", "flite_slt"} <= {s.name for s in train}
+    # no voice of an unseen person reaches training (fest_fi_mv is another Finnish speaker)
+    assert all(s.voice != "suo_fi_lj_diphone" for s in train)
     assert len({s.name for s in specs}) == len(specs)
     # awb/rms never reach training, not even perturbed.
     assert all(s.voice not in ("awb", "rms") for s in train)
@@ -105,7 +107,7 @@ def test_select_speakers_by_number_mixes_sources() -> None:
     specs = select_speakers(8)
     assert len([s for s in specs if s.role == "train"]) == 8
     assert len({s.source for s in specs if s.role == "train"}) >= 3
-    assert [s.name for s in specs if s.role == "unseen"] == ["flite_awb", "flite_rms"]
+    assert [s.name for s in specs if s.role == "unseen"] == ["flite_awb", "flite_rms", "fest_fi_lj"]
     with pytest.raises(CorpusBuildError, match="unknown speaker names"):
         select_speakers(["nobody"])
     with pytest.raises(CorpusBuildError, match="preset="):
@@ -152,10 +154,10 @@ def test_layout_and_metadata(tiny: tuple[Path, dict]) -> None:
     assert corpus["speakers"] == len(TINY)
     assert corpus["utterances"] == len(TINY) * N_SENT
     assert corpus["hours"] > 0 and corpus["build_seconds"] > 0
-    assert set(corpus["tools"]) == {"espeak-ng", "flite"}
+    assert set(corpus["tools"]) == {"espeak-ng", "flite", "festival"}  # fest_fi_lj: festival
     assert sum(corpus["train_speakers_by_source"].values()) == corpus["speakers_by_role"]["train"]
     for name, entry in speakers.items():
-        assert entry["source"] in ("espeak-ng", "flite", "festival", "perturbed")
+        assert entry["source"] in ("espeak-ng", "flite", "festival", "foreign", "perturbed")
         assert entry["settings"] == SPEAKERS[name].settings()
     texts = {s.id: s.text for s in load_sentences()}
     ids = corpus["sentences"]["train"] + corpus["sentences"]["test"]
@@ -194,9 +196,13 @@ def test_speakers_differ(tiny: tuple[Path, dict]) -> None:
 def test_unseen_speakers_and_split(tiny: tuple[Path, dict]) -> None:
     out, corpus = tiny
     speakers = json.loads((out / "speakers.json").read_text())
-    assert {n for n, e in speakers.items() if e["role"] == "unseen"} == {"flite_awb", "flite_rms"}
-    assert corpus["unseen_speakers"] == ["flite_awb", "flite_rms"]
-    assert corpus["speakers_by_role"] == {"train": len(TINY) - 2, "unseen": 2}
+    unseen = {n for n, e in speakers.items() if e["role"] == "unseen"}
+    assert unseen == {"flite_awb", "flite_rms", "fest_fi_lj"}
+    # the unseen voices span both sexes, and every entry says its language
+    assert {speakers[n]["sex"] for n in unseen} == {"male", "female"}
+    assert speakers["fest_fi_lj"]["language"] == "fi" and speakers["flite_awb"]["language"] == "en"
+    assert corpus["unseen_speakers"] == ["flite_awb", "flite_rms", "fest_fi_lj"]
+    assert corpus["speakers_by_role"] == {"train": len(TINY) - 3, "unseen": 3}
     train, test = corpus["sentences"]["train"], corpus["sentences"]["test"]
     assert train and test and not set(train) & set(test)
     split = {s.id: s.split for s in load_sentences()}
@@ -278,7 +284,7 @@ def test_cli_lists_and_builds(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert args.func(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((out / "corpus.json").read_text())
-    assert printed["speakers"] == 3 and printed["utterances"] == 6
+    assert printed["speakers"] == 4 and printed["utterances"] == 8  # 1 train + 3 unseen voices
     args = parser.parse_args(["data", "speech"])
     assert args.func(args) == 2
 

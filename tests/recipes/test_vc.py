@@ -112,7 +112,19 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
         assert sum(v["n"] for v in by_kind.values()) == ev[group]["converted"]["n"]
         assert all(v["converted"] >= 0 and v["floor"] >= 0 for v in by_kind.values())
     assert "WER by source kind (converted / floor)" in table
+    # the unseen voices converted to each other: awb <-> rms (men), each <-> fest_fi_lj (a woman)
+    assert ev["pair_voices"] == ["fest_fi_lj", "flite_awb", "flite_rms"]
+    for group, n in (("unseen_same_sex", 2 * 2), ("unseen_cross_sex", 4 * 2)):
+        row = ev[group]["converted"]
+        assert row["n"] == n
+        for key in ("sim_target", "sim_source", "closer"):
+            assert row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] and row[f"{key}_se"] >= 0
+        assert ev[group]["floor"]["closer"] == 0.0 and ev[group]["ceiling"]["closer"] == 1.0
+    assert "| unseen -> unseen, same sex | converted | 4 |" in table
+    assert "| unseen -> unseen, other sex | converted | 8 |" in table
     rows = json.loads((out / "eval_pairs.json").read_text())
+    same_sex = {(r["source"], r["target"]) for r in rows if r["group"] == "unseen_same_sex"}
+    assert same_sex == {("flite_awb", "flite_rms"), ("flite_rms", "flite_awb")}
     # slt's perturbed copy is a variant of the target's own voice: never a source for slt
     assert not [
         r for r in rows if r["target"] == "flite_slt" and r["source"].startswith("pert_flite_slt")
@@ -294,6 +306,7 @@ def test_adversary_trains_with_the_model(corpus: Path, tmp_path: Path) -> None:
         ("eval.n_references=[1,1]", "eval.n_references must be a count >= 1 or a list"),
         ("eval.n_references=[]", "eval.n_references must be a count >= 1 or a list"),
         ("train.speaker_noise=-0.1", "train.speaker_noise must be >= 0"),
+        ("train.speaker_loss_weight=-1", "train.speaker_loss_weight must be >= 0"),
         ("train.precision=fp16", "train.precision must be one of auto, fp32, bf16"),
     ],
 )
@@ -303,6 +316,38 @@ def test_bad_settings_are_refused_before_training(
     with pytest.raises(ConfigError, match=message):
         _run(tmp_path / "bad", corpus, override)
     assert not (tmp_path / "bad").exists()
+
+
+def test_pair_voices_must_be_unseen_voices_of_the_corpus(corpus: Path, tmp_path: Path) -> None:
+    for voices in ("[flite_kal16,flite_awb]", "[nobody]"):
+        with pytest.raises(ConfigError, match="eval.pair_voices: .* are not unseen voices"):
+            _run(tmp_path / "bad", corpus, f"eval.pair_voices={voices}")
+        assert not (tmp_path / "bad").exists()  # refused before the run folder is made
+
+
+def test_speaker_loss_is_ge2e_on_the_crop_and_its_reference() -> None:
+    from seqae.audio.speaker_loss import GE2ELoss
+    from seqae.cli import find_recipe, load_recipe
+    from tests.audio.test_convert import tiny_adain
+
+    vc = load_recipe(find_recipe("vc"))
+    model = tiny_adain()
+    g = torch.Generator().manual_seed(0)
+    x, ref = torch.randn(6, 80, 32, generator=g), torch.randn(6, 80, 40, generator=g)
+    lengths, ref_lengths = torch.full((6,), 32), torch.full((6,), 40)
+    speakers = torch.tensor([0, 1, 2, 0, 3, 4])
+    ge2e = GE2ELoss()
+    step = vc.TrainStep(model, None, speaker_loss=ge2e).eval()
+    *_, verification = step(x, lengths, ref, ref_lengths, x, speakers)
+    expected = ge2e(
+        model.encode_speaker(x, lengths), model.encode_speaker(ref, ref_lengths), speakers
+    )
+    torch.testing.assert_close(verification, expected)
+    verification.backward()
+    assert model.speaker_encoder.head[-1].weight.grad.abs().sum() > 0
+    assert ge2e.scale.grad is not None
+    assert step(x, lengths, ref, ref_lengths)[-1] is None  # no crop given: no speaker loss
+    assert vc.TrainStep(model, None)(x, lengths, ref, ref_lengths, x, speakers)[-1] is None
 
 
 def test_unknown_config_key_is_refused(corpus: Path, tmp_path: Path) -> None:
@@ -444,9 +489,9 @@ def test_speaker_noise_perturbs_training_embeddings_only() -> None:
     clean = vc.TrainStep(model, None).train()
     noisy = vc.TrainStep(model, None, speaker_noise=0.5).train()
     model.bottleneck.eval()  # the content code's own sampling off: only the speaker noise differs
-    _, _, s_clean = clean(x, lengths, ref, ref_lengths)
+    _, _, s_clean, _ = clean(x, lengths, ref, ref_lengths)
     torch.manual_seed(1)
-    recon, _, s_noisy = noisy(x, lengths, ref, ref_lengths)
+    recon, _, s_noisy, _ = noisy(x, lengths, ref, ref_lengths)
     # noise of 0.5 batch standard deviations per dimension
     ratio = ((s_noisy - s_clean).std(dim=0) / s_clean.std(dim=0)).mean()
     assert 0.35 < ratio < 0.65, ratio
@@ -456,5 +501,5 @@ def test_speaker_noise_perturbs_training_embeddings_only() -> None:
     recon.abs().mean().backward()
     assert model.speaker_encoder.head[-1].weight.grad.abs().sum() > 0
     # evaluation mode: no noise
-    _, _, s_eval = noisy.eval()(x, lengths, ref, ref_lengths)
+    _, _, s_eval, _ = noisy.eval()(x, lengths, ref, ref_lengths)
     torch.testing.assert_close(s_eval, model.encode_speaker(ref, ref_lengths))
