@@ -12,9 +12,15 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 EXTRAS="${SEQAE_EXTRAS:-all,dev}"
 
-# --- system packages: speech synthesis for the embedded speech corpus -------------------------
-# espeak-ng, flite and festival with its English voices synthesize the corpus offline.
-APT_PACKAGES=(espeak-ng flite libsndfile1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
+# --- system packages: speech synthesis (the speech corpus), a headless browser (demo tests) ---
+# espeak-ng, flite and festival with its English voices and the voices recorded from speakers of
+# other languages synthesize the corpus offline; chromium and chromium-driver (with a font) run
+# the web demo's browser tests (selenium, headless).
+APT_PACKAGES=(espeak-ng flite libsndfile1 festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+              festvox-ca-ona-hts festvox-czech-dita festvox-czech-krb festvox-czech-machac
+              festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv festvox-italp16k
+              festvox-itapc16k festvox-ru
+              chromium chromium-driver fonts-dejavu-core)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
