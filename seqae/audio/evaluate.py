@@ -99,6 +99,20 @@ def related_voices(corpus: SpeechCorpus, target: str) -> set[str]:
     return {target} | {spk for spk in corpus.speaker_info if person(spk) == key}
 
 
+def _references(
+    rng: random.Random, others: Sequence[str], n_references: int, *, stream: str
+) -> list[str]:
+    """``n_references`` of the sentences ``others``: the first from ``rng``, further ones from a
+    stream of their own (seeded by ``stream``), so the pairs (source, sentence, first reference)
+    do not depend on how many references there are: evaluations with 1 and with 2 references
+    are paired."""
+    refs = rng.sample(list(others), 1)
+    if n_references > 1:
+        extra = random.Random(stream)
+        refs += extra.sample([s for s in others if s != refs[0]], n_references - 1)
+    return refs
+
+
 def make_pairs(
     corpus: SpeechCorpus,
     targets: Sequence[str],
@@ -135,13 +149,7 @@ def make_pairs(
                 continue
             src = rng.choice(cands)
             others = [s for s in target_sents if s != sent]
-            refs = rng.sample(others, 1)
-            if n_references > 1:
-                # Further references come from a stream of their own, so the pairs (source,
-                # sentence, first reference) do not depend on how many references there are:
-                # evaluations with 1 and with 2 references are paired.
-                extra = random.Random(f"{seed}:{target}:{k}")
-                refs += extra.sample([s for s in others if s != refs[0]], n_references - 1)
+            refs = _references(rng, others, n_references, stream=f"{seed}:{target}:{k}")
             pairs.append(
                 {
                     "target": target,
@@ -195,10 +203,8 @@ def make_voice_pairs(
             order = rng.sample(shared, len(shared))
             for k, sent in enumerate(order[:pairs_per_target]):
                 others = [s for s in target_sents if s != sent]
-                refs = rng.sample(others, 1)
-                if n_references > 1:
-                    extra = random.Random(f"{seed}:{source}:{target}:{k}")
-                    refs += extra.sample([s for s in others if s != refs[0]], n_references - 1)
+                stream = f"{seed}:{source}:{target}:{k}"
+                refs = _references(rng, others, n_references, stream=stream)
                 pairs.append(
                     {
                         "group": voice_pair_group(corpus, source, target),

@@ -66,3 +66,16 @@ def test_out_that_is_a_file(model_dir: Path, tmp_path: Path, capsys: pytest.Capt
     line = one_line(capsys.readouterr().err)
     assert rc == 2 and f"--out {out} is a file" in line
     assert out.read_text() == "not a folder"
+
+
+def test_pair_voices_must_be_unseen_voices(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    corpus = _corpus(tmp_path)
+    argv = ["vc-eval", "--model", str(model_dir), "--corpus", str(corpus.root), "--no-probe"]
+    rc = main([*argv, "--seen", "kal16", "--unseen", "awb", "--pair-voices", "awb", "slt"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "--pair-voices: slt are training voices" in line
+    rc = main([*argv, "--seen", "kal16", "--unseen", "awb", "--pair-voices", "awb", "nobody"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and "--pair-voices: voice(s) nobody not in the corpus" in line

@@ -112,16 +112,15 @@ def test_evaluation_table_is_complete_and_sane(tiny_run: tuple[Path, dict]) -> N
         assert sum(v["n"] for v in by_kind.values()) == ev[group]["converted"]["n"]
         assert all(v["converted"] >= 0 and v["floor"] >= 0 for v in by_kind.values())
     assert "WER by source kind (converted / floor)" in table
-    # the unseen voices converted to each other: awb <-> rms (men), each <-> fest_fi_lj (a woman)
-    assert ev["pair_voices"] == ["fest_fi_lj", "flite_awb", "flite_rms"]
-    for group, n in (("unseen_same_sex", 2 * 2), ("unseen_cross_sex", 4 * 2)):
-        row = ev[group]["converted"]
-        assert row["n"] == n
-        for key in ("sim_target", "sim_source", "closer"):
-            assert row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] and row[f"{key}_se"] >= 0
-        assert ev[group]["floor"]["closer"] == 0.0 and ev[group]["ceiling"]["closer"] == 1.0
+    # the unseen voices converted to each other: vc_tiny's pair_voices, awb <-> rms (two men)
+    assert ev["pair_voices"] == ["flite_awb", "flite_rms"] and "unseen_cross_sex" not in ev
+    row = ev["unseen_same_sex"]["converted"]
+    assert row["n"] == 2 * 2  # two directions, two held-out sentences each
+    for key in ("sim_target", "sim_source", "closer"):
+        assert row[f"{key}_low"] <= row[key] <= row[f"{key}_high"] and row[f"{key}_se"] >= 0
+    same = ev["unseen_same_sex"]
+    assert same["floor"]["closer"] == 0.0 and same["ceiling"]["closer"] == 1.0
     assert "| unseen -> unseen, same sex | converted | 4 |" in table
-    assert "| unseen -> unseen, other sex | converted | 8 |" in table
     rows = json.loads((out / "eval_pairs.json").read_text())
     same_sex = {(r["source"], r["target"]) for r in rows if r["group"] == "unseen_same_sex"}
     assert same_sex == {("flite_awb", "flite_rms"), ("flite_rms", "flite_awb")}
@@ -147,10 +146,10 @@ def test_each_reference_count_converts_the_same_sources(tiny_run: tuple[Path, di
             if r["n_references"] == count and r["system"] == "converted"
         ]
 
-    assert conversions(1) == conversions(2) and len(conversions(1)) == 8
+    assert conversions(1) == conversions(2) and len(conversions(1)) == 8 + 4  # + awb <-> rms
     assert {len(r["references"]) for r in rows if r["n_references"] == 2} == {2}
     against = by_count["2"]["against_first"]
-    for group in ("seen", "unseen"):
+    for group in ("seen", "unseen", "unseen_same_sex"):
         assert against[group]["n"] == 4
         assert against[group]["wer_a"] == pytest.approx(metrics["eval"][group]["converted"]["wer"])
         assert against[group]["wer_b"] == pytest.approx(by_count["2"][group]["converted"]["wer"])
@@ -459,14 +458,17 @@ def test_vc_eval_with_two_reference_counts(
     out, _ = tiny_run
     args = ["vc-eval", "--model", str(out / "model"), "--corpus", str(corpus), "--no-probe"]
     args += ["--seen", "flite_kal16", "--unseen", "flite_awb", "--pairs", "2"]
+    args += ["--pair-voices", "flite_awb", "fest_fi_lj"]  # a man and a woman, both unseen
     assert main([*args, "--references", "1", "2", "--out", str(tmp_path / "ev")]) == 0
     data = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert set(data["by_references"]) == {"1", "2"}
     assert data["summary"] == data["by_references"]["1"]
     against = data["by_references"]["2"]["against_first"]
     assert against["seen"]["n"] == 2 and against["unseen"]["n"] == 2
+    assert against["unseen_cross_sex"]["n"] == 4 and "unseen_same_sex" not in against
     counts = [(r["n_references"], len(r["references"])) for r in data["pairs"]]
-    assert sorted(set(counts)) == [(1, 1), (2, 2)] and len(counts) == 24
+    # (2 seen + 2 unseen + 4 between awb and fest_fi_lj) x 3 systems x 2 counts
+    assert sorted(set(counts)) == [(1, 1), (2, 2)] and len(counts) == 48
     table = (tmp_path / "ev" / "eval_table.md").read_text()
     assert "1 reference(s)" in table and "2 reference(s)" in table
     # each count's rows are read back alone by vc-compare --references
