@@ -1,6 +1,6 @@
 """One-shot voice conversion with a speaker/content disentangled autoencoder.
 
-    seqae run vc                         # the full config: builds the corpus, trains 48-63 min, evaluates 12-25 min on 2 CPU cores
+    seqae run vc                         # the full config: builds the corpus, trains 48-63 min, evaluates 15-35 min on 2 CPU cores
     seqae run vc --config vc_gpu         # a larger model for one GPU
     seqae run vc --config vc_tiny        # seconds; what the tests run
     seqae run vc model.name=vq_vc        # VQ content codes instead of AdaIN-VC's Gaussian ones
@@ -90,9 +90,10 @@ from seqae.training import (  # noqa: E402
 
 RECIPE = "vc"
 #: Keys a user may set to null although the config gives them a value (null: no budget, all
-#: source kinds, no warp).
+#: training sources, all source kinds, no warp).
 NULLABLE_KEYS = (
     "train.max_minutes",
+    "data.sources",
     "eval.source_kinds",
     "eval.pair_voices",
     "augment.content_warp",

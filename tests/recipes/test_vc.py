@@ -376,8 +376,10 @@ def test_documented_nulls_are_accepted() -> None:
         "eval.source_kinds=null",
         "augment.content_warp=null",
         "augment.speaker_warp=null",
+        "data.sources=null",
     )
     assert cfg["train"]["max_minutes"] is None and cfg["eval"]["source_kinds"] is None
+    assert cfg["data"]["sources"] is None  # every source, the foreign voices too
     assert cfg["augment"]["content_warp"] is None and cfg["augment"]["speaker_warp"] is None
 
 
