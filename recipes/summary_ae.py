@@ -54,7 +54,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqae.config import ConfigError, load_config
+from seqae.config import ConfigError, load_run_config
 from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text
 from seqae.text.corpus import PRESETS, build_text_corpus
@@ -248,12 +248,7 @@ def warm_start_source(cfg: dict[str, Any]) -> Path | None:
     if folder is None:
         return None
     folder = Path(folder)
-    try:
-        other = load_config(folder / "config.yaml")
-    except (OSError, ConfigError) as exc:
-        raise ConfigError(
-            f"warm_start.from_run: {folder} is not a readable summary_ae run folder ({exc})"
-        ) from None
+    other = load_run_config(folder, option="warm_start.from_run", recipe="summary_ae")
 
     def shared(config: dict[str, Any], key: str) -> Any:
         value = config.get(key)

@@ -69,7 +69,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
-from seqae.config import ConfigError, load_config  # noqa: E402
+from seqae.config import ConfigError, load_run_config  # noqa: E402
 from seqae.data.tokens import Vocabulary, length_batches, pad_token_ids  # noqa: E402
 from seqae.files import atomic_write_json, atomic_write_text  # noqa: E402
 from seqae.metrics.parsing import (  # noqa: E402
@@ -515,12 +515,7 @@ def teacher_source(cfg: dict[str, Any]) -> Path | None:
     folder = Path(folder)
     if folder.resolve() == Path(cfg["output_dir"]).resolve():
         raise ConfigError(f"teacher.from_run: {folder} is this run's own folder")
-    try:
-        other = load_config(folder / "config.yaml")
-    except (OSError, ConfigError) as exc:
-        raise ConfigError(
-            f"teacher.from_run: {folder} is not a readable tree_ae run folder ({exc})"
-        ) from None
+    other = load_run_config(folder, option="teacher.from_run", recipe="tree_ae")
     theirs = other.get("data") if isinstance(other.get("data"), dict) else {}
     differ = sorted(key for key, value in cfg["data"].items() if theirs.get(key) != value)
     if differ:

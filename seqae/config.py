@@ -30,6 +30,7 @@ import yaml
 __all__ = [
     "ConfigError",
     "load_config",
+    "load_run_config",
     "parse_overrides",
     "apply_overrides",
     "save_config",
@@ -76,6 +77,27 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             overlay names a missing base, forms a cycle, or sets a key its base lacks.
     """
     return _load_config(Path(path), seen=())
+
+
+def load_run_config(folder: str | os.PathLike[str], *, option: str, recipe: str) -> dict[str, Any]:
+    """The resolved config (``config.yaml``) of another run's folder, for a recipe option
+    that builds on that run (``warm_start.from_run``, ``teacher.from_run``).
+
+    Args:
+        folder: The other run's output folder.
+        option: The config key naming it, for the message.
+        recipe: The recipe that wrote it, for the message.
+
+    Raises:
+        ConfigError: One line, naming ``option`` and ``folder``, when its config is missing or
+            unreadable.
+    """
+    try:
+        return load_config(Path(folder) / "config.yaml")
+    except (OSError, ConfigError) as exc:
+        raise ConfigError(
+            f"{option}: {folder} is not a readable {recipe} run folder ({exc})"
+        ) from None
 
 
 def _load_config(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:

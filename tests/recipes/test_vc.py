@@ -324,16 +324,22 @@ def test_pair_voices_must_be_unseen_voices_of_the_corpus(corpus: Path, tmp_path:
         assert not (tmp_path / "bad").exists()  # refused before the run folder is made
 
 
-def test_speaker_loss_is_ge2e_on_the_crop_and_its_reference() -> None:
-    from seqae.audio.speaker_loss import GE2ELoss
+def _train_step_inputs(batch: int) -> tuple:
+    """The vc recipe module, a tiny AdaIN-VC and a batch of crops (32 frames) and references
+    (40 frames) with their lengths, for TrainStep tests."""
     from seqae.cli import find_recipe, load_recipe
     from tests.audio.test_convert import tiny_adain
 
-    vc = load_recipe(find_recipe("vc"))
-    model = tiny_adain()
     g = torch.Generator().manual_seed(0)
-    x, ref = torch.randn(6, 80, 32, generator=g), torch.randn(6, 80, 40, generator=g)
-    lengths, ref_lengths = torch.full((6,), 32), torch.full((6,), 40)
+    x, ref = torch.randn(batch, 80, 32, generator=g), torch.randn(batch, 80, 40, generator=g)
+    lengths, ref_lengths = torch.full((batch,), 32), torch.full((batch,), 40)
+    return load_recipe(find_recipe("vc")), tiny_adain(), x, lengths, ref, ref_lengths
+
+
+def test_speaker_loss_is_ge2e_on_the_crop_and_its_reference() -> None:
+    from seqae.audio.speaker_loss import GE2ELoss
+
+    vc, model, x, lengths, ref, ref_lengths = _train_step_inputs(6)
     speakers = torch.tensor([0, 1, 2, 0, 3, 4])
     ge2e = GE2ELoss()
     step = vc.TrainStep(model, None, speaker_loss=ge2e).eval()
@@ -482,14 +488,7 @@ def test_vc_eval_with_two_reference_counts(
 
 
 def test_speaker_noise_perturbs_training_embeddings_only() -> None:
-    from seqae.cli import find_recipe, load_recipe
-    from tests.audio.test_convert import tiny_adain
-
-    vc = load_recipe(find_recipe("vc"))
-    model = tiny_adain()
-    g = torch.Generator().manual_seed(0)
-    x, ref = torch.randn(16, 80, 32, generator=g), torch.randn(16, 80, 40, generator=g)
-    lengths, ref_lengths = torch.full((16,), 32), torch.full((16,), 40)
+    vc, model, x, lengths, ref, ref_lengths = _train_step_inputs(16)
     clean = vc.TrainStep(model, None).train()
     noisy = vc.TrainStep(model, None, speaker_noise=0.5).train()
     model.bottleneck.eval()  # the content code's own sampling off: only the speaker noise differs
