@@ -733,6 +733,7 @@ def evaluate(
         batch_size=e["batch_size"],
         summary_limit=e["max_words"],
         title=f"summary_ae ({Path(cfg['output_dir']).name}): the {e['split']} pairs",
+        split=e["split"],
     )
     atomic_write_text(run.dir / "eval_table.md", result.markdown)
     return result.metrics

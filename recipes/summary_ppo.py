@@ -59,7 +59,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from seqae.config import ConfigError, load_config
 from seqae.files import atomic_write_text, save_safetensors_atomic
-from seqae.text.env import SummaryEnvSpec, rollout_summaries
+from seqae.text.env import ACTIONS, SummaryEnvSpec, rollout_summaries
 from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
@@ -114,6 +114,12 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError("from_run must name a finished summary_ae run folder")
     if env["n_envs"] < 1:
         raise ConfigError(f"env.n_envs must be at least 1, got {env['n_envs']}")
+    if env["actions"] not in ACTIONS:
+        raise ConfigError(
+            f"env.actions must be one of {', '.join(ACTIONS)}, got {env['actions']!r}"
+        )
+    if cfg["eval"]["split"] not in (None, "test", "valid"):
+        raise ConfigError(f"eval.split must be test, valid or null, got {cfg['eval']['split']!r}")
     if env["vectorize"] not in ("dummy", "subproc"):
         raise ConfigError(f"env.vectorize must be dummy or subproc, got {env['vectorize']!r}")
     if env["max_words"] is not None and env["max_words"] < 1:
@@ -215,6 +221,7 @@ def env_spec(cfg: dict[str, Any], source: Source, articles: list[list[str]]) -> 
         reward_form=a["reward_form"],
         max_words=max_words,
         max_article_words=d["max_article_words"],
+        actions=cfg["env"]["actions"],
         monitor=True,
         threads=cfg["train"]["threads"] or None,
     )
@@ -385,7 +392,8 @@ def evaluate(
     """The test pairs' summaries of PPO, REINFORCE and the warm start, evaluated as summary_ae
     evaluates; writes eval_table.md."""
     e, max_article = source.cfg["eval"], source.cfg["data"]["max_article_words"]
-    split = e.get("split", "test")  # summary_ae's pairs: test, or valid while tuning
+    # test (the report) or valid (while choosing settings); null: what summary_ae evaluated
+    split = cfg["eval"]["split"] or e.get("split", "test")
     pairs = corpus.test if split == "test" else corpus.valid
     if not pairs:
         raise ConfigError(f"summary_ppo: the corpus has no {split} pairs to evaluate on")
@@ -427,6 +435,7 @@ def evaluate(
             f"summary_ppo: PPO against summary_ae's REINFORCE ({source.dir}) on "
             f"{len(references)} {split} pairs"
         ),
+        split=split,
     )
     rewards = mean_rewards(spec, tok, words, systems, batch=e["batch_size"])
     lines = [
@@ -449,6 +458,7 @@ def evaluate(
         metrics |= {f"{slug(name)}_reward_{term}": value for term, value in terms.items()}
     atomic_write_text(run.dir / "eval_table.md", "\n".join(lines) + "\n")
     metrics["n_test"] = len(references)
+    metrics["eval_split"] = split
     return metrics
 
 
@@ -493,8 +503,8 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
         return run.finish(
             metrics,
             summary=(
-                f"PPO after {summary['updates']} updates ({summary['timesteps']} steps): test "
-                f"mean reward {metrics['ppo_reward_total']:.3f} (REINFORCE "
+                f"PPO after {summary['updates']} updates ({summary['timesteps']} steps): "
+                f"{metrics['eval_split']} mean reward {metrics['ppo_reward_total']:.3f} (REINFORCE "
                 f"{metrics['reinforce_summary_ae_reward_total']:.3f}, warm start "
                 f"{metrics['warm_start_reward_total']:.3f})"
             ),

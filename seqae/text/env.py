@@ -17,6 +17,19 @@ words in the article's order. Why this and not a choice among all tokens:
 - Episodes are short and bounded: one step per article word, ending after the last word or as
   soon as ``max_words`` words are kept.
 
+**Two ways of keeping** (``actions``), the same ``Discrete(2)``:
+
+- ``"words"``: any subset of the article's words. The policy can then satisfy the reward
+  models with word salads they were never shown ("a module to handle debian pure to
+  create"): a reward model is a learned judge, and an unconstrained writer finds its blind
+  spots.
+- ``"span"``: one contiguous run of the article's words. Before the summary starts, 1 starts
+  it at the current word and 0 skips the word; once started, 1 keeps the current word and 0
+  ends the summary (and the episode). A span is a piece of the article as written, so the
+  summary stays readable whatever the reward models miss; what the policy learns is where the
+  summary starts and how long it runs (e.g. that a synopsis starts after "Foo is a", which
+  no fixed Lead-N can do).
+
 **The observation** (a ``Box`` in ``[-1, 1]``, ``float32``) comes from a *frozen* encoder
 (:class:`GeneratorEncoder`: the trained generator's word embedding and encoder states), so the policy is a small MLP over fixed features:
 
@@ -72,6 +85,7 @@ from seqae.text.seq2seq import Summaries
 from seqae.text.tokenizer import WordTokenizer
 
 __all__ = [
+    "ACTIONS",
     "N_SCALARS",
     "ArticleEncoder",
     "EpisodeReward",
@@ -87,6 +101,8 @@ __all__ = [
 #: The count and position features at the end of each observation.
 N_SCALARS = 5
 DROP, KEEP = 0, 1
+#: The ``actions`` settings of :class:`SummaryEnv`: any kept words, or one contiguous span.
+ACTIONS = ("words", "span")
 
 
 class WordFeatures(NamedTuple):
@@ -252,8 +268,9 @@ class KeywordReward:
 
 
 class SummaryEnv(gymnasium.Env):
-    """Write an article's summary by keeping or dropping each of its words (see the module
-    docstring for the observation, the actions and the reward).
+    """Write an article's summary by keeping or dropping each of its words, or by choosing
+    where one contiguous span of them starts and ends (see the module docstring for the
+    observation, the actions and the reward).
 
     Args:
         articles: The articles, as words (each with 1 to ``max_article_words`` words).
@@ -262,6 +279,7 @@ class SummaryEnv(gymnasium.Env):
             gives 0, for rollouts that only want the summaries.
         max_words: The episode ends as soon as this many words are kept.
         max_article_words: Scale of the position features (default: the longest article).
+        actions: ``"words"`` (keep any words) or ``"span"`` (one contiguous run of words).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -274,10 +292,13 @@ class SummaryEnv(gymnasium.Env):
         reward: EpisodeReward | None = None,
         max_words: int = 12,
         max_article_words: int | None = None,
+        actions: str = "words",
     ) -> None:
         super().__init__()
         if not articles:
             raise ValueError("SummaryEnv: no articles")
+        if actions not in ACTIONS:
+            raise ValueError(f"SummaryEnv: actions must be one of {ACTIONS}, got {actions!r}")
         if max_words < 1:
             raise ValueError(f"SummaryEnv: max_words must be >= 1, got {max_words}")
         longest = max(len(words) for words in articles)
@@ -292,6 +313,7 @@ class SummaryEnv(gymnasium.Env):
         self.reward_fn = reward
         self.max_words = int(max_words)
         self.max_article_words = int(limit)
+        self.actions = actions
         size = encoder.word_dim + 2 * encoder.state_dim + N_SCALARS
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
@@ -311,6 +333,7 @@ class SummaryEnv(gymnasium.Env):
             reward=self.reward_fn,
             max_words=self.max_words,
             max_article_words=self.max_article_words,
+            actions=self.actions,
         )
 
     # -- the episode -----------------------------------------------------------------------------
@@ -347,17 +370,19 @@ class SummaryEnv(gymnasium.Env):
         return self._observation(), {"article": index}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Keep (1) or drop (0) the current word; the reward comes at the episode's end."""
+        """Keep (1) or drop (0) the current word (with ``actions="span"``, 0 after the first
+        kept word ends the summary); the reward comes at the episode's end."""
         if self._done or self._features is None:
             raise RuntimeError("SummaryEnv.step: the episode has ended; call reset() first")
         choice = int(action)
         if choice not in (DROP, KEEP):
             raise ValueError(f"SummaryEnv.step: action must be 0 (drop) or 1 (keep), got {action}")
+        span_ended = self.actions == "span" and choice == DROP and bool(self.kept)
         if choice == KEEP:
             self.kept.append(self._t)
             self._kept_sum += self._features.states[self._t]
         self._t += 1
-        self._done = self._t >= len(self.words) or len(self.kept) >= self.max_words
+        self._done = span_ended or self._t >= len(self.words) or len(self.kept) >= self.max_words
         info: dict[str, Any] = {"article": self.index}
         reward = 0.0
         if self._done:
@@ -407,6 +432,7 @@ class SummaryEnvSpec:
         reward_form: The discriminator's reward form.
         max_words: The summary's word limit.
         max_article_words: Scale of the position features.
+        actions: ``"words"`` or ``"span"`` (:class:`SummaryEnv`).
         with_reward: False: no reward models are loaded and every reward is 0 (for rollouts
             that only want the summaries).
         monitor: Wrap the environment in stable-baselines3's ``Monitor`` (episode returns
@@ -424,6 +450,7 @@ class SummaryEnvSpec:
     reward_form: str = "centered"
     max_words: int = 12
     max_article_words: int | None = None
+    actions: str = "words"
     with_reward: bool = True
     monitor: bool = False
     threads: int | None = None
@@ -449,6 +476,7 @@ class SummaryEnvSpec:
             reward=reward,
             max_words=self.max_words,
             max_article_words=self.max_article_words,
+            actions=self.actions,
         )
 
     def __call__(self) -> gymnasium.Env:

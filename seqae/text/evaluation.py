@@ -357,6 +357,7 @@ def evaluate_summaries(
     batch_size: int = 64,
     summary_limit: int | None = None,
     title: str,
+    split: str = "test",
 ) -> SummaryEvaluation:
     """Score summarizers' outputs on the same test pairs, the same way (module docstring).
 
@@ -381,6 +382,7 @@ def evaluate_summaries(
         summary_limit: How the reconstructor reads a summary as long as the summarizers' word
             limit (:func:`reconstruction_items`); ``None``: every summary ends with ``</s>``.
         title: The report's heading.
+        split: What the pairs are (``"test"``, ``"valid"``), as the report names them.
 
     Returns:
         :class:`SummaryEvaluation` ``(metrics, markdown)``.
@@ -460,6 +462,7 @@ def evaluate_summaries(
     metrics = _metrics(rouge, differences, measures, primary, n)
     markdown = _markdown(
         title=title,
+        split=split,
         n=n,
         n_boot=n_boot,
         primary=primary,
@@ -508,6 +511,7 @@ def _metrics(
 def _markdown(
     *,
     title: str,
+    split: str,
     n: int,
     n_boot: int,
     primary: str,
@@ -557,7 +561,7 @@ def _markdown(
     lines = [
         f"# {title}",
         "",
-        f"{n} test pairs. ROUGE F1 in %: mean ± bootstrap s.e. [95% interval], {n_boot} "
+        f"{n} {split} pairs. ROUGE F1 in %: mean ± bootstrap s.e. [95% interval], {n_boot} "
         f"resamples. {LEAD_FIXED}: each article's first {LEAD_WORDS} words; {LEAD_MATCHED}: its "
         f"first words at {primary}'s mean length ({lead_words:.1f} words).",
         "",

@@ -4,6 +4,7 @@ this machine's apt English descriptions (Translation-en)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from seqae.cli import find_recipe, load_recipe, main, run_recipe  # noqa: E402
 from seqae.config import ConfigError, load_config  # noqa: E402
+from seqae.text.env import rollout_summaries  # noqa: E402
 from seqae.text.evaluation import article_words  # noqa: E402
 from seqae.text.loaders import load_text_corpus  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer  # noqa: E402
@@ -207,3 +209,48 @@ def test_bad_from_run_is_refused_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("seqae: error: from_run") and message in err[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("env.actions=phrases", "env.actions must be one of words, span, got 'phrases'"),
+        ("eval.split=train", "eval.split must be test, valid or null, got 'train'"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line(
+    ae_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    args = ["run", "summary_ppo", "--config", TINY, f"from_run={ae_run}", f"output_dir={out}"]
+    assert main([*args, override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_span_policy_on_the_validation_pairs(ae_run: Path, tmp_path: Path) -> None:
+    """env.actions=span eval.split=valid: evaluated on the validation pairs, and every summary
+    the saved policy writes is one contiguous run of its article's words."""
+    out = tmp_path / "span"
+    metrics = _run(out, ae_run, "env.actions=span", "eval.split=valid")
+    recipe = load_recipe(find_recipe("summary_ppo"))
+    cfg = load_config(out / "config.yaml")
+    source = recipe.read_source(cfg)
+    corpus = load_text_corpus(source.cfg["data"])
+    table = (out / "eval_table.md").read_text()
+    assert metrics["n_test"] == len(corpus.valid) and metrics["eval_split"] == "valid"
+    assert f"{len(corpus.valid)} valid pairs. ROUGE F1" in table
+    assert any(p.article[:60] in table for p in corpus.valid)  # the examples
+    assert not any(p.article[:60] in table for p in corpus.test)
+    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
+    limit = source.cfg["data"]["max_article_words"]
+    words = [article_words(tok, p.article, limit) for p in corpus.valid]
+    spec = recipe.env_spec(cfg, source, words)
+    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
+    model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
+    env = dataclasses.replace(spec, with_reward=False, monitor=False).build()
+    kept = rollout_summaries(env, lambda obs: model.predict(obs, deterministic=True)[0])
+    assert any(len(k) > 1 for k in kept)
+    for k in kept:
+        assert not k or k == list(range(k[0], k[0] + len(k)))

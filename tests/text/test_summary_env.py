@@ -96,9 +96,13 @@ def _env(parts: dict, **kw: object) -> SummaryEnv:
     return SummaryEnv(**{**settings, **kw})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("with_reward", [True, False])
-def test_both_environment_checkers_pass_without_warnings(parts: dict, with_reward: bool) -> None:
-    env = _env(parts, reward=parts["reward"] if with_reward else None)
+@pytest.mark.parametrize(
+    ("with_reward", "actions"), [(True, "words"), (False, "words"), (True, "span")]
+)
+def test_both_environment_checkers_pass_without_warnings(
+    parts: dict, with_reward: bool, actions: str
+) -> None:
+    env = _env(parts, reward=parts["reward"] if with_reward else None, actions=actions)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checker's warning fails the test
         gymnasium_check_env(env, skip_render_check=True)
@@ -168,6 +172,55 @@ def test_episode_ends_after_the_last_word_and_an_empty_summary_is_scored(parts: 
     assert terminated and env.kept == [] and info["summary_words"] == 0
     empty = parts["reward"].score([parts["articles"][1]], [[]])
     assert reward == pytest.approx(float(empty["total"][0]))
+
+
+def test_span_actions_keep_one_contiguous_run_of_words(parts: dict) -> None:
+    """actions="span": 0 skips words until a 1 starts the summary; then 1 keeps the next word
+    and 0 ends the episode, with the reward of the span."""
+    env = _env(parts, actions="span", max_words=6)
+    env.reset(options={"article": 2})
+    words = parts["articles"][2]
+    for action in (0, 0, 1, 1):  # skip two, then keep words 2 and 3
+        obs, reward, terminated, _, _ = env.step(action)
+        assert (reward, terminated) == (0.0, False)
+    _, reward, terminated, _, info = env.step(0)  # ends the summary at once
+    assert terminated and env.kept == [2, 3] and info["summary_words"] == 2
+    expected = parts["reward"].score([words], [[words[2], words[3]]])
+    assert reward == pytest.approx(float(expected["total"][0]))
+    # the word limit and the article's end still end it; skipping everything keeps nothing
+    env.reset(options={"article": 2})
+    while not env.step(1)[2]:
+        pass
+    assert env.kept == list(range(6))
+    env.reset(options={"article": 1})
+    while not env.step(0)[2]:
+        pass
+    assert env.kept == [] and env._t == len(parts["articles"][1])
+
+
+def test_random_span_policies_write_contiguous_summaries(parts: dict) -> None:
+    """Whatever the decisions, a span summary is consecutive article positions of at most
+    max_words words (and a words summary need not be)."""
+    rng = np.random.default_rng(0)
+    spans = rollout_summaries(
+        _env(parts, reward=None, actions="span"),
+        lambda obs: rng.integers(0, 2, size=len(obs)),
+        batch_size=8,
+    )
+    assert any(len(kept) > 1 for kept in spans)
+    for kept in spans:
+        assert not kept or kept == list(range(kept[0], kept[0] + len(kept)))
+        assert len(kept) <= 4
+    rng = np.random.default_rng(0)
+    subsets = rollout_summaries(
+        _env(parts, reward=None), lambda obs: rng.integers(0, 2, size=len(obs)), batch_size=8
+    )
+    assert any(kept != list(range(kept[0], kept[0] + len(kept))) for kept in subsets if kept)
+
+
+def test_unknown_actions_setting_is_refused(parts: dict) -> None:
+    with pytest.raises(ValueError, match="actions must be one of"):
+        _env(parts, actions="phrases")
 
 
 def test_model_reward_matches_summary_ae_s_reward_of_a_sample(parts: dict) -> None:
@@ -249,11 +302,12 @@ def test_spec_pickles_and_builds_the_same_environment(parts: dict, tmp_path: Pat
         reward=REWARD,
         max_words=4,
         max_article_words=13,
+        actions="span",
         monitor=True,
     )
     built = pickle.loads(pickle.dumps(spec))()
-    assert isinstance(built, Monitor)
-    ours = _env(parts)
+    assert isinstance(built, Monitor) and built.unwrapped.actions == "span"
+    ours = _env(parts, actions="span")
     for env in (built, ours):
         env.reset(seed=11)
     for action in [1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]:
