@@ -156,7 +156,15 @@ def test_seqae_demo_serves_the_page_on_localhost_until_interrupted(tiny_runs) ->
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
             assert response.status == 200 and b"seqae demo" in response.read()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(
+                f"seqae demo still running 30 s after Ctrl-C; its stderr ends: {err[-2000:]}"
+            )
+        assert status == 0
         assert "Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
