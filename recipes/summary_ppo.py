@@ -37,8 +37,9 @@ generator ("REINFORCE (summary_ae)") and its warm start. Also each system's mean
 objective both methods maximise) on the test articles.
 
 Writes to ``output_dir``: config.yaml, checkpoints/, models/policy.safetensors (the final
-policy's ``state_dict``: ``build_ppo`` then ``policy.load_state_dict``), tb/, eval_table.md
-and metrics.json. Single process (no torchrun), CPU.
+policy's ``state_dict``: ``build_ppo`` then ``policy.load_state_dict``), model/ (a policy
+summarizer folder, :mod:`seqae.text.policy`: ``seqae summarize --model output_dir/model`` and
+the demo use it without stable-baselines3), tb/, eval_table.md and metrics.json. Single process (no torchrun), CPU.
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
 from seqae.text.loaders import TextCorpus, load_text_corpus
+from seqae.text.policy import SummaryPolicy
 from seqae.text.reconstructor import Reconstructor
-from seqae.text.summarize import Summarizer, summarize_texts
+from seqae.text.summarize import Summarizer, save_policy_summarizer, summarize_texts
 from seqae.text.tokenizer import WordTokenizer, detokenize
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
@@ -495,6 +497,19 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
         articles = [article_words(tok, text, max_article) for text in corpus.articles]
         spec = env_spec(cfg, source, articles)
         model, summary = train(cfg, run, spec)
+        save_policy_summarizer(  # what `seqae summarize --model output_dir/model` reads
+            run.dir / "model",
+            SummaryPolicy.from_sb3(
+                model.policy,
+                actions=spec.actions,
+                max_words=spec.max_words,
+                max_article_words=max_article,
+            ),
+            PointerGenerator.from_pretrained(source.dir / "models" / "generator"),
+            tok,
+            max_article_words=max_article,
+            max_words=source.cfg["eval"]["max_words"],
+        )
         metrics = run.part(
             f"evaluate_update{summary['updates']}",
             lambda: evaluate(cfg, source, run, tok, corpus, spec, model),

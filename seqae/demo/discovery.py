@@ -156,8 +156,9 @@ def _plugin_types() -> dict[str, tuple[str, ...]]:
         types["vocoder"] = (VOCODER_TYPE,)
     if not missing_modules("text"):
         from seqae.text.generator import PointerGenerator
+        from seqae.text.policy import SummaryPolicy
 
-        types["summarizer"] = (PointerGenerator.model_type,)
+        types["summarizer"] = (PointerGenerator.model_type, SummaryPolicy.model_type)
     return types
 
 

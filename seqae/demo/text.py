@@ -1,7 +1,8 @@
 """The text tab: the summary of an article by each trained summarizer, side by side.
 
-Every summarizer folder found (``seqae run summary_ae`` and its ablations) summarizes the pasted
-article, greedily, as ``seqae summarize`` does (:func:`seqae.text.summarize.summarize_texts`).
+Every summarizer folder found (``seqae run summary_ae`` and its ablations, and ``seqae run
+summary_ppo``'s policies) summarizes the pasted article, greedily, as ``seqae summarize``
+does (:func:`seqae.text.summarize.summarize_texts`).
 Each row also gives two of the evaluation's private-code measures for that one summary
 (:func:`seqae.text.evaluation.code_measures`): the share of repeated words and of words not in
 the article. The no-discriminator ablation beside the full model shows what the discriminator
@@ -34,6 +35,8 @@ N_EXAMPLES = 3
 def describe(found: FoundModel) -> str:
     """How a summarizer was trained, from its run's config: the estimator, and whether the
     discriminator's rewards were used ("" when the run's config is not there)."""
+    if found.model_type == "summary_policy":  # summary_ppo's policy
+        return f"PPO, {found.run_setting('env.actions', 'words')}"
     estimator = found.run_setting("train.estimator")
     if estimator is None:
         return ""

@@ -4,7 +4,10 @@ A *summarizer folder* holds a :class:`~seqae.text.generator.PointerGenerator`
 (``save_pretrained``: ``config.json`` + ``model.safetensors``) with its
 :class:`~seqae.text.tokenizer.WordTokenizer` saved beside it, and optionally
 ``summarizer.json`` giving the limits it was trained with. The ``summary_ae`` recipe writes one
-as ``output_dir/model/`` (:func:`save_summarizer`)::
+as ``output_dir/model/`` (:func:`save_summarizer`). ``summary_ppo`` writes a *policy*
+summarizer folder there instead (:mod:`seqae.text.policy`: the trained PPO policy, which picks
+the summary's words from the article, with the generator whose encoder it reads in
+``encoder/``); this command reads both kinds::
 
     seqae summarize --model runs/summary_ae/model --input articles.txt --out summaries.txt
     cat articles.jsonl | seqae summarize --model DIR --input - --out - --beam 4
@@ -46,6 +49,7 @@ from seqae.errors import UsageError
 
 if TYPE_CHECKING:
     from seqae.text.generator import PointerGenerator
+    from seqae.text.policy import SummaryPolicy
     from seqae.text.tokenizer import WordTokenizer
 
 __all__ = [
@@ -55,6 +59,7 @@ __all__ = [
     "Summarizer",
     "add_parser",
     "load_summarizer",
+    "save_policy_summarizer",
     "save_summarizer",
     "summarize_texts",
 ]
@@ -76,6 +81,9 @@ class Summarizer(NamedTuple):
     max_article_words: int
     #: Summaries have at most this many words.
     max_words: int
+    #: A policy summarizer's policy (the generator then only encodes the article); None: the
+    #: generator writes the summary.
+    policy: SummaryPolicy | None = None
 
 
 def save_summarizer(
@@ -110,10 +118,41 @@ def save_summarizer(
     return directory
 
 
+def save_policy_summarizer(
+    directory: str | os.PathLike[str],
+    policy: SummaryPolicy,
+    generator: PointerGenerator,
+    tokenizer: WordTokenizer,
+    *,
+    max_article_words: int,
+    max_words: int,
+) -> Path:
+    """Write a policy summarizer folder: the policy, the generator whose encoder it reads in
+    ``encoder/``, the tokenizer beside it, and the limits (``max_article_words`` at most the
+    policy's own: it reads no longer articles).
+
+    Returns:
+        The folder's path.
+    """
+    from seqae.files import atomic_write_json
+    from seqae.text.policy import ENCODER_FOLDER
+
+    directory = Path(directory)
+    policy.save_pretrained(directory)
+    generator.save_pretrained(directory / ENCODER_FOLDER)
+    tokenizer.save(directory)
+    atomic_write_json(
+        directory / SETTINGS_FILE,
+        {"max_article_words": int(max_article_words), "max_words": int(max_words)},
+    )
+    return directory
+
+
 def _not_a_summarizer(directory: Path, why: str) -> UsageError:
     return UsageError(
         f"--model {directory} is not a summarizer folder ({why}); expected a summary_generator "
-        "model with its tokenizer beside it, such as a summary_ae run's model/ folder"
+        "or summary_policy model with its tokenizer beside it, such as a summary_ae or "
+        "summary_ppo run's model/ folder"
     )
 
 
@@ -131,13 +170,20 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
         UsageError: The folder is missing, holds another kind of model, lacks the tokenizer,
             or its files do not fit together.
     """
-    from seqae.core.saving import SavedModelError
+    from seqae.core.saving import SavedModelError, read_model_config
+    from seqae.text.env import GeneratorEncoder
     from seqae.text.generator import PointerGenerator
+    from seqae.text.policy import ENCODER_FOLDER, SummaryPolicy, check_observation_size
     from seqae.text.tokenizer import TokenizerFolderError, WordTokenizer
 
     directory = Path(directory)
+    policy = None
     try:
-        generator = PointerGenerator.from_pretrained(directory)
+        if read_model_config(directory).model_type == SummaryPolicy.model_type:
+            policy = SummaryPolicy.from_pretrained(directory).eval()
+            generator = PointerGenerator.from_pretrained(directory / ENCODER_FOLDER)
+        else:
+            generator = PointerGenerator.from_pretrained(directory)
     except SavedModelError as exc:
         raise _not_a_summarizer(directory, _first_line(exc)) from None
     try:
@@ -150,6 +196,14 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
             f"its tokenizer has {tokenizer.vocab_size} words but the model "
             f"{generator.vocab_size}; they are from different runs",
         )
+    if policy is not None:
+        sizes = check_observation_size(policy, GeneratorEncoder(generator, tokenizer))
+        if sizes:
+            raise _not_a_summarizer(
+                directory,
+                f"its policy reads {sizes['policy']} features but its encoder/ gives "
+                f"{sizes['encoder']}; they are from different runs",
+            )
     settings: dict[str, Any] = {}
     path = directory / SETTINGS_FILE
     if path.is_file():
@@ -166,7 +220,7 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
             raise _not_a_summarizer(
                 directory, f"{SETTINGS_FILE}: {key} is {value!r}, expected an integer >= 1"
             )
-    return Summarizer(generator.eval(), tokenizer, **limits)
+    return Summarizer(generator.eval(), tokenizer, **limits, policy=policy)
 
 
 def summarize_texts(
@@ -190,6 +244,10 @@ def summarize_texts(
 
     Returns:
         ``(summaries, n_truncated)``: the texts, and how many articles were cut.
+
+    Raises:
+        UsageError: A policy summarizer asked for beam search, or for articles longer than
+            its limit.
     """
     import torch
 
@@ -197,6 +255,15 @@ def summarize_texts(
     device = next(gen.parameters()).device
     words = [tok.tokenize(text, max_words=max_article_words) for text in articles]
     n_truncated = sum(1 for w in words if w.n_truncated)
+    if summarizer.policy is not None:
+        return _policy_texts(
+            summarizer,
+            [w.words for w in words],
+            max_words,
+            max_article_words,
+            beam=beam,
+            batch_size=batch_size,
+        ), n_truncated
     todo = [i for i, w in enumerate(words) if w.words]
     out = [""] * len(articles)
     with torch.no_grad():
@@ -210,6 +277,40 @@ def summarize_texts(
             for row, ids, oov in zip(rows, decoded.ids.cpu(), src.oov_words, strict=True):
                 out[row] = tok.decode_extended(ids, oov)
     return out, n_truncated
+
+
+def _policy_texts(
+    summarizer: Summarizer,
+    words: list[list[str]],
+    max_words: int,
+    max_article_words: int,
+    *,
+    beam: int,
+    batch_size: int,
+) -> list[str]:
+    """A policy summarizer's summaries (:func:`seqae.text.policy.policy_summaries`)."""
+    from seqae.text.env import GeneratorEncoder
+    from seqae.text.policy import policy_summaries
+
+    assert summarizer.policy is not None
+    if beam > 1:
+        raise UsageError(
+            f"--beam {beam}: a policy summarizer (summary_ppo) picks the article's words, it "
+            "does not search; use --beam 1"
+        )
+    limit = summarizer.policy.max_article_words
+    if max_article_words > limit:
+        raise UsageError(
+            f"--max-article-words {max_article_words}: this policy summarizer reads at most "
+            f"{limit} words (its training articles' limit)"
+        )
+    return policy_summaries(
+        summarizer.policy,
+        GeneratorEncoder(summarizer.generator, summarizer.tokenizer),
+        words,
+        max_words=max_words,
+        batch_size=batch_size,
+    )
 
 
 # -- reading and writing ---------------------------------------------------------------------

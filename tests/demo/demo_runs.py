@@ -6,7 +6,8 @@ is under test; the speech, text and tree models built by their recipes' own buil
 ``*_tiny.yaml`` sizes), each saved with ``save_pretrained`` into ``<runs>/<run>/model`` beside the
 run's ``config.yaml``: a VAE and a VQ-VAE on the digits, a voice-conversion model with a small
 speech corpus of synthesized vowels (two voices, one unseen) and a trained-vocoder folder, two
-summarizers (the full model and the no-discriminator ablation) with a text corpus's test pairs,
+summarizers (the full model, the no-discriminator ablation and a PPO policy) with a text
+corpus's test pairs,
 and a tree parser with a tree corpus's test sentences. Built in a few seconds.
 """
 
@@ -164,6 +165,18 @@ def _summarizers(root: Path) -> None:
         save_summarizer(
             _run_folder(root, name, config), generator, tok, max_article_words=12, max_words=5
         )
+    # summary_ppo's policy, reading the full model's encoder (random weights: a span of words)
+    from seqae.text.env import GeneratorEncoder
+    from seqae.text.policy import SummaryPolicy
+    from seqae.text.summarize import save_policy_summarizer
+
+    encoder = GeneratorEncoder(generator, tok)
+    size = encoder.word_dim + 2 * encoder.state_dim + 5
+    policy = SummaryPolicy(
+        obs_dim=size, net_arch=[8], actions="span", max_words=6, max_article_words=12
+    )
+    folder = _run_folder(root, "summary_ppo", {"env": {"actions": "span"}})
+    save_policy_summarizer(folder, policy, generator, tok, max_article_words=12, max_words=5)
 
 
 def _tree_parser(root: Path) -> None:

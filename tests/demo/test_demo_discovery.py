@@ -19,7 +19,9 @@ EXPECTED = {
     "tree": ["tree_ae"],
     "vc": [] if missing_modules("audio") else ["vc"],
     "vocoder": [] if missing_modules("audio") else ["vocoder"],
-    "summarizer": [] if missing_modules("text") else ["summary_ae", "summary_ae_nodisc"],
+    "summarizer": []
+    if missing_modules("text")
+    else ["summary_ae", "summary_ae_nodisc", "summary_ppo"],
 }
 
 

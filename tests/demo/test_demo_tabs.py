@@ -229,17 +229,26 @@ def test_every_summarizer_summarizes_side_by_side(found, cache) -> None:
     from seqae.demo.text import COLUMNS, TextTab
 
     tab = TextTab(found["summarizer"], cache)
-    rows, note = tab.summaries("the zebra sat on the mat and the cat ran .")
-    assert [r[0] for r in rows] == ["summary_ae", "summary_ae_nodisc"]
-    assert [r[1] for r in rows] == ["reinforce, with discriminator", "reinforce, no discriminator"]
-    for row in rows:
+    article = "the zebra sat on the mat and the cat ran ."
+    rows, note = tab.summaries(article)
+    # the full models first (by name), the no-discriminator ablation after them
+    assert [r[0] for r in rows] == ["summary_ae", "summary_ppo", "summary_ae_nodisc"]
+    assert [r[1] for r in rows] == [
+        "reinforce, with discriminator",
+        "PPO, span",
+        "reinforce, no discriminator",
+    ]
+    for row in rows[::2]:
         assert len(row) == len(COLUMNS)
         assert 0 < row[3] <= 5 and re.fullmatch(r"\d+%", row[4]) and re.fullmatch(r"\d+%", row[5])
+    policy_row = rows[1]  # a span of the article's words, of at most 5 words
+    assert len(policy_row) == len(COLUMNS) and policy_row[3] <= 5
+    assert policy_row[2] in article and policy_row[5] == "0%"
     assert note is None
     _, note = tab.summaries(" ".join(["cat"] * 20))
     assert note == (
-        "The article is long: summary_ae read its first 12 words; summary_ae_nodisc read its "
-        "first 12 words."
+        "The article is long: summary_ae read its first 12 words; summary_ppo read its first 12 "
+        "words; summary_ae_nodisc read its first 12 words."
     )
 
 

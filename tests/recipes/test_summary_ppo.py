@@ -254,3 +254,36 @@ def test_span_policy_on_the_validation_pairs(ae_run: Path, tmp_path: Path) -> No
     assert any(len(k) > 1 for k in kept)
     for k in kept:
         assert not k or k == list(range(k[0], k[0] + len(k)))
+
+
+def test_model_folder_summarizes_as_evaluated(
+    ppo_run: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """output_dir/model is a policy summarizer folder: `seqae summarize` with it writes the
+    summaries the evaluation scored (those of the stable-baselines3 policy), without
+    stable-baselines3; beam search and longer articles than its limit are refused."""
+    out, _ = ppo_run
+    recipe = load_recipe(find_recipe("summary_ppo"))
+    cfg = load_config(out / "config.yaml")
+    source = recipe.read_source(cfg)
+    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
+    corpus = load_text_corpus(source.cfg["data"])
+    limit = source.cfg["data"]["max_article_words"]
+    words = [article_words(tok, p.article, limit) for p in corpus.test]
+    spec = recipe.env_spec(cfg, source, words)
+    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
+    model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
+    evaluated = recipe.policy_summaries(model, spec, words, max_words=8, batch=16)
+    articles = tmp_path / "articles.txt"
+    articles.write_text("\n".join(p.article for p in corpus.test) + "\n", encoding="utf-8")
+    summaries = tmp_path / "summaries.txt"
+    args = ["summarize", "--model", str(out / "model"), "--input", str(articles)]
+    assert main([*args, "--out", str(summaries)]) == 0
+    assert summaries.read_text(encoding="utf-8").splitlines() == evaluated
+    assert any(len(s.split()) > 1 for s in evaluated)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "beam.txt"), "--beam", "2"]) == 2
+    assert main([*args, "--out", str(tmp_path / "long.txt"), "--max-article-words", "500"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--beam 2" in err[0] and "at most 30 words" in err[1]
+    assert not (tmp_path / "beam.txt").exists() and not (tmp_path / "long.txt").exists()
