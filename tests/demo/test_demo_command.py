@@ -144,6 +144,9 @@ def test_seqae_demo_serves_the_page_on_localhost_until_interrupted(tiny_runs) ->
         text=True,
         env=env,
         cwd=Path(tiny_runs).parent,
+        # Ctrl-C as in a terminal, even when these tests run as a background job (which
+        # starts with SIGINT ignored, and a child inherits that)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []
