@@ -22,6 +22,7 @@ from seqae.demo.discovery import FoundModel
 from seqae.demo.errors import DemoInputError, shown_in_page
 from seqae.demo.limits import MAX_ARTICLE_CHARS
 from seqae.text.evaluation import article_words, code_measures, summary_words
+from seqae.text.policy import SummaryPolicy
 from seqae.text.summarize import Summarizer, load_summarizer, summarize_texts
 
 __all__ = ["COLUMNS", "TextTab", "describe", "example_articles"]
@@ -35,7 +36,7 @@ N_EXAMPLES = 3
 def describe(found: FoundModel) -> str:
     """How a summarizer was trained, from its run's config: the estimator, and whether the
     discriminator's rewards were used ("" when the run's config is not there)."""
-    if found.model_type == "summary_policy":  # summary_ppo's policy
+    if found.model_type == SummaryPolicy.model_type:  # summary_ppo's policy
         return f"PPO, {found.run_setting('env.actions', 'words')}"
     estimator = found.run_setting("train.estimator")
     if estimator is None:

@@ -92,6 +92,7 @@ __all__ = [
     "GeneratorEncoder",
     "KeywordReward",
     "ModelReward",
+    "observation_size",
     "SummaryEnv",
     "SummaryEnvSpec",
     "WordFeatures",
@@ -103,6 +104,11 @@ N_SCALARS = 5
 DROP, KEEP = 0, 1
 #: The ``actions`` settings of :class:`SummaryEnv`: any kept words, or one contiguous span.
 ACTIONS = ("words", "span")
+
+
+def observation_size(encoder: ArticleEncoder) -> int:
+    """The size of :class:`SummaryEnv`'s observations over ``encoder``'s features."""
+    return encoder.word_dim + 2 * encoder.state_dim + N_SCALARS
 
 
 class WordFeatures(NamedTuple):
@@ -314,7 +320,7 @@ class SummaryEnv(gymnasium.Env):
         self.max_words = int(max_words)
         self.max_article_words = int(limit)
         self.actions = actions
-        size = encoder.word_dim + 2 * encoder.state_dim + N_SCALARS
+        size = observation_size(encoder)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self.index = -1

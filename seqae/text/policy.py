@@ -19,7 +19,7 @@ with the limits and the environment's ``actions``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,12 +71,11 @@ class SummaryPolicy(SavedByConfig, nn.Module):
             )
         if actions not in ACTIONS:
             raise ValueError(f"SummaryPolicy: actions must be one of {ACTIONS}, got {actions!r}")
-        self.obs_dim, self.net_arch, self.actions = (
-            int(obs_dim),
-            [int(n) for n in net_arch],
-            actions,
-        )
-        self.max_words, self.max_article_words = int(max_words), int(max_article_words)
+        self.obs_dim = int(obs_dim)
+        self.net_arch = [int(n) for n in net_arch]
+        self.actions = actions
+        self.max_words = int(max_words)
+        self.max_article_words = int(max_article_words)
         layers: list[nn.Module] = []
         width = self.obs_dim
         for size in self.net_arch:
@@ -119,18 +118,19 @@ class SummaryPolicy(SavedByConfig, nn.Module):
         """
         body = getattr(getattr(policy, "mlp_extractor", None), "policy_net", None)
         head = getattr(policy, "action_net", None)
-        linears = [m for m in body] if isinstance(body, nn.Sequential) else []
+        layers = list(body) if isinstance(body, nn.Sequential) else []
         if (
             not isinstance(head, nn.Linear)
             or head.out_features != 2
-            or not linears
-            or not all(isinstance(m, nn.Linear | nn.Tanh) for m in linears)
+            or not layers
+            or not all(isinstance(m, nn.Linear | nn.Tanh) for m in layers)
         ):
             raise ValueError(
                 "SummaryPolicy.from_sb3: expected an MlpPolicy of tanh layers with two actions"
             )
-        sizes = [m.out_features for m in linears if isinstance(m, nn.Linear)]
-        first = next(m for m in linears if isinstance(m, nn.Linear))
+        linears = [m for m in layers if isinstance(m, nn.Linear)]
+        sizes = [m.out_features for m in linears]
+        first = linears[0]
         model = cls(
             obs_dim=first.in_features,
             net_arch=sizes,
@@ -170,12 +170,3 @@ def policy_summaries(
     for i, positions in zip(todo, kept, strict=True):
         out[i] = detokenize([words[i][p] for p in positions][:max_words])
     return out
-
-
-def check_observation_size(policy: SummaryPolicy, encoder: ArticleEncoder) -> Mapping[str, int]:
-    """The sizes to compare when a policy and an encoder are put together (``{}`` when they
-    fit, else the two sizes)."""
-    from seqae.text.env import N_SCALARS
-
-    size = encoder.word_dim + 2 * encoder.state_dim + N_SCALARS
-    return {} if size == policy.obs_dim else {"policy": policy.obs_dim, "encoder": size}

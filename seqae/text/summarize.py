@@ -106,15 +106,9 @@ def save_summarizer(
     Returns:
         The folder's path.
     """
-    from seqae.files import atomic_write_json
-
     directory = Path(directory)
     generator.save_pretrained(directory)
-    tokenizer.save(directory)
-    atomic_write_json(
-        directory / SETTINGS_FILE,
-        {"max_article_words": int(max_article_words), "max_words": int(max_words)},
-    )
+    _save_tokenizer_and_limits(directory, tokenizer, max_article_words, max_words)
     return directory
 
 
@@ -134,18 +128,27 @@ def save_policy_summarizer(
     Returns:
         The folder's path.
     """
-    from seqae.files import atomic_write_json
     from seqae.text.policy import ENCODER_FOLDER
 
     directory = Path(directory)
     policy.save_pretrained(directory)
     generator.save_pretrained(directory / ENCODER_FOLDER)
+    _save_tokenizer_and_limits(directory, tokenizer, max_article_words, max_words)
+    return directory
+
+
+def _save_tokenizer_and_limits(
+    directory: Path, tokenizer: WordTokenizer, max_article_words: int, max_words: int
+) -> None:
+    """What both kinds of summarizer folder keep beside the model: the tokenizer and
+    :data:`SETTINGS_FILE`."""
+    from seqae.files import atomic_write_json
+
     tokenizer.save(directory)
     atomic_write_json(
         directory / SETTINGS_FILE,
         {"max_article_words": int(max_article_words), "max_words": int(max_words)},
     )
-    return directory
 
 
 def _not_a_summarizer(directory: Path, why: str) -> UsageError:
@@ -171,9 +174,9 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
             or its files do not fit together.
     """
     from seqae.core.saving import SavedModelError, read_model_config
-    from seqae.text.env import GeneratorEncoder
+    from seqae.text.env import GeneratorEncoder, observation_size
     from seqae.text.generator import PointerGenerator
-    from seqae.text.policy import ENCODER_FOLDER, SummaryPolicy, check_observation_size
+    from seqae.text.policy import ENCODER_FOLDER, SummaryPolicy
     from seqae.text.tokenizer import TokenizerFolderError, WordTokenizer
 
     directory = Path(directory)
@@ -197,12 +200,12 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
             f"{generator.vocab_size}; they are from different runs",
         )
     if policy is not None:
-        sizes = check_observation_size(policy, GeneratorEncoder(generator, tokenizer))
-        if sizes:
+        size = observation_size(GeneratorEncoder(generator, tokenizer))
+        if size != policy.obs_dim:
             raise _not_a_summarizer(
                 directory,
-                f"its policy reads {sizes['policy']} features but its encoder/ gives "
-                f"{sizes['encoder']}; they are from different runs",
+                f"its policy reads {policy.obs_dim} features but its encoder/ gives {size}; "
+                "they are from different runs",
             )
     settings: dict[str, Any] = {}
     path = directory / SETTINGS_FILE

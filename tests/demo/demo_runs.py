@@ -166,14 +166,16 @@ def _summarizers(root: Path) -> None:
             _run_folder(root, name, config), generator, tok, max_article_words=12, max_words=5
         )
     # summary_ppo's policy, reading the full model's encoder (random weights: a span of words)
-    from seqae.text.env import GeneratorEncoder
+    from seqae.text.env import GeneratorEncoder, observation_size
     from seqae.text.policy import SummaryPolicy
     from seqae.text.summarize import save_policy_summarizer
 
-    encoder = GeneratorEncoder(generator, tok)
-    size = encoder.word_dim + 2 * encoder.state_dim + 5
     policy = SummaryPolicy(
-        obs_dim=size, net_arch=[8], actions="span", max_words=6, max_article_words=12
+        obs_dim=observation_size(GeneratorEncoder(generator, tok)),
+        net_arch=[8],
+        actions="span",
+        max_words=6,
+        max_article_words=12,
     )
     folder = _run_folder(root, "summary_ppo", {"env": {"actions": "span"}})
     save_policy_summarizer(folder, policy, generator, tok, max_article_words=12, max_words=5)

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,13 @@ def _run(out: Path, from_run: Path, *more: str) -> dict:
 def ppo_run(tmp_path_factory: pytest.TempPathFactory, ae_run: Path) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("summary_ppo") / "run"
     return out, _run(out, ae_run)
+
+
+def _saved_ppo(recipe: Any, cfg: dict, spec: Any, run: Path) -> Any:
+    """A PPO rebuilt from the run's config with its saved models/policy.safetensors."""
+    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
+    model.policy.load_state_dict(load_file(run / "models" / "policy.safetensors"))
+    return model
 
 
 def _assert_same_policy(run: Path, other: Path) -> None:
@@ -113,8 +121,7 @@ def test_saved_policy_writes_the_evaluated_summaries(ppo_run: tuple[Path, dict])
     tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
     corpus = load_text_corpus(source.cfg["data"])
     spec = recipe.env_spec(cfg, source, [["a"]])
-    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
-    model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
+    model = _saved_ppo(recipe, cfg, spec, out)
     data, e = source.cfg["data"], source.cfg["eval"]
     words = [article_words(tok, p.article, data["max_article_words"]) for p in corpus.test]
     texts = recipe.policy_summaries(model, spec, words, max_words=e["max_words"], batch=16)
@@ -247,8 +254,7 @@ def test_span_policy_on_the_validation_pairs(ae_run: Path, tmp_path: Path) -> No
     limit = source.cfg["data"]["max_article_words"]
     words = [article_words(tok, p.article, limit) for p in corpus.valid]
     spec = recipe.env_spec(cfg, source, words)
-    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
-    model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
+    model = _saved_ppo(recipe, cfg, spec, out)
     env = dataclasses.replace(spec, with_reward=False, monitor=False).build()
     kept = rollout_summaries(env, lambda obs: model.predict(obs, deterministic=True)[0])
     assert any(len(k) > 1 for k in kept)
@@ -271,8 +277,7 @@ def test_model_folder_summarizes_as_evaluated(
     limit = source.cfg["data"]["max_article_words"]
     words = [article_words(tok, p.article, limit) for p in corpus.test]
     spec = recipe.env_spec(cfg, source, words)
-    model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
-    model.policy.load_state_dict(load_file(out / "models" / "policy.safetensors"))
+    model = _saved_ppo(recipe, cfg, spec, out)
     evaluated = recipe.policy_summaries(model, spec, words, max_words=8, batch=16)
     articles = tmp_path / "articles.txt"
     articles.write_text("\n".join(p.article for p in corpus.test) + "\n", encoding="utf-8")
