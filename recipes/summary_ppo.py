@@ -44,7 +44,6 @@ the demo use it without stable-baselines3), tb/, eval_table.md and metrics.json.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -60,15 +59,20 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from seqae.config import ConfigError, load_config
 from seqae.files import atomic_write_text, save_safetensors_atomic
-from seqae.text.env import ACTIONS, SummaryEnvSpec, rollout_summaries
+from seqae.text.env import ACTIONS, SummaryEnvSpec
 from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.policy import SummaryPolicy
 from seqae.text.reconstructor import Reconstructor
-from seqae.text.summarize import Summarizer, save_policy_summarizer, summarize_texts
-from seqae.text.tokenizer import WordTokenizer, detokenize
+from seqae.text.summarize import (
+    Summarizer,
+    load_summarizer,
+    save_policy_summarizer,
+    summarize_texts,
+)
+from seqae.text.tokenizer import WordTokenizer
 from seqae.training import (
     RESULT_NEUTRAL_KEYS,
     RunSession,
@@ -344,22 +348,6 @@ def train(cfg: dict[str, Any], run: RunSession, spec: SummaryEnvSpec) -> tuple[P
 # ---------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------
-def policy_summaries(
-    model: PPO, spec: SummaryEnvSpec, words: list[list[str]], *, max_words: int, batch: int
-) -> list[str]:
-    """The policy's deterministic summaries of ``words``, cut to ``max_words`` words."""
-    env = dataclasses.replace(
-        spec, articles=tuple(tuple(w) for w in words), with_reward=False, monitor=False
-    ).build()
-    kept = rollout_summaries(
-        env, lambda obs: model.predict(obs, deterministic=True)[0], batch_size=batch
-    )
-    return [
-        detokenize([article[i] for i in positions][:max_words])
-        for article, positions in zip(words, kept, strict=True)
-    ]
-
-
 def mean_rewards(
     spec: SummaryEnvSpec,
     tok: WordTokenizer,
@@ -389,10 +377,10 @@ def evaluate(
     tok: WordTokenizer,
     corpus: TextCorpus,
     spec: SummaryEnvSpec,
-    model: PPO,
 ) -> dict[str, Any]:
     """The test pairs' summaries of PPO, REINFORCE and the warm start, evaluated as summary_ae
-    evaluates; writes eval_table.md."""
+    evaluates; writes eval_table.md. PPO's summaries are those of the exported policy folder
+    (``output_dir/model``), written as ``seqae summarize`` writes them."""
     e, max_article = source.cfg["eval"], source.cfg["data"]["max_article_words"]
     # test (the report) or valid (while choosing settings); null: what summary_ae evaluated
     split = cfg["eval"]["split"] or e.get("split", "test")
@@ -404,15 +392,15 @@ def evaluate(
     words = [article_words(tok, text, max_article) for text in articles]
     kw = {"max_words": e["max_words"], "max_article_words": max_article}
 
-    def greedy(folder: str) -> list[str]:
-        gen = PointerGenerator.from_pretrained(source.dir / folder).eval()
-        summarizer = Summarizer(gen, tok, **kw)
+    def summaries(summarizer: Summarizer) -> list[str]:
         return summarize_texts(summarizer, articles, **kw, batch_size=e["batch_size"])[0]
 
+    def greedy(folder: str) -> list[str]:
+        gen = PointerGenerator.from_pretrained(source.dir / folder).eval()
+        return summaries(Summarizer(gen, tok, **kw))
+
     systems = {
-        "PPO": policy_summaries(
-            model, spec, words, max_words=e["max_words"], batch=e["batch_size"]
-        ),
+        "PPO": summaries(load_summarizer(run.dir / "model")),
         "REINFORCE (summary_ae)": greedy("models/generator"),
         "warm start": greedy("parts/warm_generator"),
     }
@@ -512,7 +500,7 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
         )
         metrics = run.part(
             f"evaluate_update{summary['updates']}",
-            lambda: evaluate(cfg, source, run, tok, corpus, spec, model),
+            lambda: evaluate(cfg, source, run, tok, corpus, spec),
         )
         metrics = {**metrics, **summary, "from_run": str(source.dir)}
         return run.finish(

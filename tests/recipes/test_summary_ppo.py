@@ -25,7 +25,7 @@ from seqae.config import ConfigError, load_config  # noqa: E402
 from seqae.text.env import rollout_summaries  # noqa: E402
 from seqae.text.evaluation import article_words  # noqa: E402
 from seqae.text.loaders import load_text_corpus  # noqa: E402
-from seqae.text.tokenizer import WordTokenizer  # noqa: E402
+from seqae.text.tokenizer import WordTokenizer, detokenize  # noqa: E402
 from tests.recipes.resume_checks import Interrupted, comparable, interrupt_at_call  # noqa: E402
 
 TINY = "summary_ppo_tiny"
@@ -63,6 +63,16 @@ def _saved_ppo(recipe: Any, cfg: dict, spec: Any, run: Path) -> Any:
     model = recipe.build_ppo(cfg, recipe.make_vec_env(cfg, spec))
     model.policy.load_state_dict(load_file(run / "models" / "policy.safetensors"))
     return model
+
+
+def _sb3_summaries(model: Any, spec: Any, words: list[list[str]], max_words: int) -> list[str]:
+    """The stable-baselines3 policy's own deterministic summaries (``predict``), cut to
+    ``max_words`` words: what the exported policy folder must reproduce."""
+    env = dataclasses.replace(
+        spec, articles=tuple(tuple(w) for w in words), with_reward=False, monitor=False
+    ).build()
+    kept = rollout_summaries(env, lambda obs: model.predict(obs, deterministic=True)[0])
+    return [detokenize([w[i] for i in k][:max_words]) for w, k in zip(words, kept, strict=True)]
 
 
 def _assert_same_policy(run: Path, other: Path) -> None:
@@ -124,7 +134,7 @@ def test_saved_policy_writes_the_evaluated_summaries(ppo_run: tuple[Path, dict])
     model = _saved_ppo(recipe, cfg, spec, out)
     data, e = source.cfg["data"], source.cfg["eval"]
     words = [article_words(tok, p.article, data["max_article_words"]) for p in corpus.test]
-    texts = recipe.policy_summaries(model, spec, words, max_words=e["max_words"], batch=16)
+    texts = _sb3_summaries(model, spec, words, e["max_words"])
     rewards = recipe.mean_rewards(spec, tok, words, {"PPO": texts}, batch=40)["PPO"]
     assert rewards["total"] == pytest.approx(metrics["ppo_reward_total"], abs=1e-5)
     n_words = sum(len(t.split()) for t in texts) / len(texts)
@@ -278,7 +288,7 @@ def test_model_folder_summarizes_as_evaluated(
     words = [article_words(tok, p.article, limit) for p in corpus.test]
     spec = recipe.env_spec(cfg, source, words)
     model = _saved_ppo(recipe, cfg, spec, out)
-    evaluated = recipe.policy_summaries(model, spec, words, max_words=8, batch=16)
+    evaluated = _sb3_summaries(model, spec, words, 8)
     articles = tmp_path / "articles.txt"
     articles.write_text("\n".join(p.article for p in corpus.test) + "\n", encoding="utf-8")
     summaries = tmp_path / "summaries.txt"
