@@ -496,6 +496,7 @@ def train(cfg: dict[str, Any], run: RunSession, corpus: SpeechCorpus) -> dict[st
             "resume=true with a larger train.max_minutes trains on"
         )
     if ctx.is_main:
+        model.training_speakers = speakers  # who it heard: evaluation tells new voices by it
         model.save_pretrained(run.dir / "model")
     return {
         "steps": step,

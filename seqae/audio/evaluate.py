@@ -48,6 +48,7 @@ __all__ = [
     "evaluate_conversion",
     "evaluate_reference_counts",
     "check_reference_counts",
+    "heard_voices",
     "report_reference_counts",
     "format_table",
     "speaker_probe_features",
@@ -168,6 +169,21 @@ def voice_pair_group(corpus: SpeechCorpus, source: str, target: str) -> str:
     if a is None or b is None:
         return "unseen_pairs"
     return "unseen_same_sex" if a == b else "unseen_cross_sex"
+
+
+def heard_voices(model: torch.nn.Module, corpus: SpeechCorpus) -> list[str]:
+    """The corpus voices ``model`` was trained on, in the corpus's order: the voices its
+    training recorded (:attr:`~seqae.audio.vc_base.VoiceConversionModel.training_speakers`),
+    or, for a model that did not record them, every voice of the corpus's ``train`` role.
+
+    A run trained on part of the corpus (``data.sources``, ``data.max_speakers``) never heard
+    the rest, so those voices can be evaluated as new ones (``pair_voices``), and only the
+    voices it heard are conversion sources."""
+    recorded = getattr(model, "training_speakers", None)
+    if recorded is None:
+        return corpus.speakers_with_role("train")
+    heard = set(recorded)
+    return [s for s in corpus.speakers if s in heard]
 
 
 def make_voice_pairs(
@@ -373,11 +389,8 @@ def evaluate_reference_counts(
         )
     test_sents = corpus.sentence_split("test")
     sentences = sorted(test_sents or {u.sentence_id for u in corpus.utterances})
-    sources = [
-        s
-        for s in corpus.speakers_with_role("train")
-        if s not in set(seen_targets) | set(unseen_targets)
-    ]
+    heard = heard_voices(converter.model, corpus)
+    sources = [s for s in heard if s not in set(seen_targets) | set(unseen_targets)]
     if source_kinds is not None:
         sources = [s for s in sources if corpus.source(s) in set(source_kinds)]
         if not sources:
@@ -430,12 +443,11 @@ def evaluate_reference_counts(
             )
             for count in counts
         ]
-    trained = set(corpus.speakers_with_role("train"))
-    heard = [v for v in pair_voices if v in trained]
-    if heard:
+    trained = [v for v in pair_voices if v in set(heard)]
+    if trained:
         raise SpeechDataError(
-            f"{corpus.root}: pair voices {heard} are training voices; conversion between voices "
-            "the model never heard needs voices of the corpus's unseen role"
+            f"{corpus.root}: pair voices {trained} are training voices of the model; conversion "
+            "between voices the model never heard needs voices it was not trained on"
         )
     if len(pair_voices) >= 2:
         pair_sets = [
@@ -916,9 +928,11 @@ def add_compare_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _check_eval_args(args: argparse.Namespace, prog: str) -> SpeechCorpus | None:
-    """The corpus ``seqae vc-eval`` evaluates on, once ``--corpus``, the target voices and
-    ``--out`` are known to be usable (None after printing, in one line, why one is not)."""
+def _check_eval_args(
+    args: argparse.Namespace, prog: str, model: torch.nn.Module
+) -> SpeechCorpus | None:
+    """The corpus ``seqae vc-eval`` evaluates ``model`` on, once ``--corpus``, the target voices
+    and ``--out`` are known to be usable (None after printing, in one line, why one is not)."""
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         print(f"{prog}: --out {args.out} is a file; give a folder for the results", file=sys.stderr)
         return None
@@ -933,12 +947,12 @@ def _check_eval_args(args: argparse.Namespace, prog: str) -> SpeechCorpus | None
         return None
     if args.pair_voices is None:
         args.pair_voices = corpus.speakers_with_role("unseen")
-    trained = set(corpus.speakers_with_role("train"))
-    heard = [v for v in args.pair_voices if v in trained]
-    if heard:
+    heard = set(heard_voices(model, corpus))
+    trained = [v for v in args.pair_voices if v in heard]
+    if trained:
         print(
-            f"{prog}: --pair-voices: {', '.join(heard)} are training voices of the corpus; give "
-            "voices of its unseen role",
+            f"{prog}: --pair-voices: {', '.join(trained)} are training voices of the model; give "
+            "voices it never heard (the corpus's unseen role, or voices left out of its training)",
             file=sys.stderr,
         )
         return None
@@ -977,7 +991,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     converter = converter_from_args(args, prog)
     if converter is None:
         return 2
-    corpus = _check_eval_args(args, prog)
+    corpus = _check_eval_args(args, prog, converter.model)
     if corpus is None:
         return 2
     try:
@@ -1034,8 +1048,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--pair-voices",
         nargs="*",
         default=None,
-        help="voices the model never heard, converted to each other and grouped by same or "
-        "other sex (default: every voice of the corpus's unseen role; none: give the flag alone)",
+        help="voices the model never heard (the corpus's unseen role, or voices its training "
+        "left out), converted to each other and grouped by same or other sex (default: every "
+        "voice of the corpus's unseen role; none: give the flag alone)",
     )
     p.add_argument(
         "--pairs", type=int_at_least(1), default=20, help="conversions per target voice (>= 1)"

@@ -98,6 +98,10 @@ class VoiceConversionModel(nn.Module):
     speaker_dim: int
     content_dim: int
     config: dict[str, Any]
+    #: The corpus voices the model was trained on, as its training recipe records them (saved
+    #: as the extra ``training_speakers``); ``None``: not recorded. Evaluation reads it to tell
+    #: the voices the model heard from those it never heard.
+    training_speakers: list[str] | None = None
 
     def _record_config(self, local_vars: Mapping[str, Any]) -> None:
         params = inspect.signature(type(self).__init__).parameters
@@ -191,14 +195,14 @@ class VoiceConversionModel(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically.
 
         The one saved-model format (:mod:`seqae.core.saving`), with the feature settings as the
-        extra ``features``; the weights include the feature normaliser's statistics.
+        extra ``features`` (and :attr:`training_speakers`, when recorded, as the extra
+        ``training_speakers``); the weights include the feature normaliser's statistics.
         """
+        extras: dict[str, Any] = {"features": self.feature_config.to_dict()}
+        if self.training_speakers is not None:
+            extras["training_speakers"] = list(self.training_speakers)
         return save_model_files(
-            self,
-            directory,
-            model_type=self.model_type,
-            config=self.config,
-            extras={"features": self.feature_config.to_dict()},
+            self, directory, model_type=self.model_type, config=self.config, extras=extras
         )
 
     @classmethod
@@ -233,7 +237,21 @@ class VoiceConversionModel(nn.Module):
                 f"from it: {exc}"
             ) from exc
         load_weights_strict(model, saved.weights_path, map_location=map_location)
+        model.training_speakers = _training_speakers(saved)
         return model.to(map_location)
+
+
+def _training_speakers(saved: SavedModel) -> list[str] | None:
+    """The extra ``training_speakers`` (a list of voice names), checked; ``None`` when absent."""
+    speakers = saved.extras.get("training_speakers")
+    if speakers is None:
+        return None
+    if not isinstance(speakers, list) or not all(isinstance(s, str) and s for s in speakers):
+        raise SavedModelError(
+            f'{saved.directory / CONFIG_NAME}: "training_speakers" must be a list of voice '
+            f"names, got {speakers!r}"
+        )
+    return list(speakers)
 
 
 def _config_with_features(saved: SavedModel) -> dict[str, Any]:

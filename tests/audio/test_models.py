@@ -26,6 +26,7 @@ from seqae.audio.models import (
     load_vc_model,
     masked_instance_norm,
 )
+from seqae.core.saving import SavedModelError
 
 N_MELS = 80
 
@@ -277,6 +278,26 @@ def test_load_vc_model_refuses_other_kinds_of_model_in_one_line(tmp_path: Path) 
     vq = tiny("vq_vc").save_pretrained(tmp_path / "vq")
     with pytest.raises(ValueError, match="holds a 'vq_vc' model; expected 'adain_vc'"):
         AdaINVC.from_pretrained(vq)
+
+
+def test_training_speakers_are_saved_and_checked(tmp_path: Path) -> None:
+    """The voices a model was trained on go with it (the extra ``training_speakers``); a folder
+    without them loads with ``None``, and a malformed list is refused."""
+    model = tiny("adain_vc")
+    assert model.training_speakers is None
+    plain = model.save_pretrained(tmp_path / "plain")
+    assert "training_speakers" not in json.loads((plain / "config.json").read_text())
+    assert load_vc_model(plain).training_speakers is None
+    model.training_speakers = ["kal16", "slt"]
+    directory = model.save_pretrained(tmp_path / "m")
+    for load in (load_vc_model, seqae.load_pretrained, models.AdaINVC.from_pretrained):
+        assert load(directory).training_speakers == ["kal16", "slt"]
+    document = json.loads((directory / "config.json").read_text())
+    for bad in ("kal16", ["kal16", 3], [""]):
+        document["training_speakers"] = bad
+        (directory / "config.json").write_text(json.dumps(document))
+        with pytest.raises(SavedModelError, match='"training_speakers" must be a list'):
+            load_vc_model(directory)
 
 
 def test_saved_features_must_agree_with_the_config(tmp_path: Path) -> None:

@@ -426,6 +426,47 @@ def test_evaluation_can_restrict_the_sources(tiny_run: tuple[Path, dict], corpus
         )
 
 
+def test_a_voice_left_out_of_training_is_evaluated_as_a_new_one(
+    tiny_run: tuple[Path, dict], corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The saved model records the voices it was trained on. Evaluation converts only from
+    those, and takes a corpus voice the model never heard (here one left out of its training,
+    as data.sources leaves voices out) as a new voice to convert between."""
+    from seqae.audio.dataset import SpeechCorpus
+    from seqae.audio.evaluate import evaluate_conversion, heard_voices
+    from seqae.audio.vc_base import load_vc_model
+    from seqae.cli import main
+
+    out, _ = tiny_run
+    speech = SpeechCorpus(corpus)
+    model = load_vc_model(out / "model")
+    assert model.training_speakers == speech.speakers_with_role("train")  # all four
+    heard = ["flite_kal16", "flite_slt", "pert_flite_slt_x093"]  # as if trained without espeak
+    model.training_speakers = heard
+    narrowed = model.save_pretrained(tmp_path / "model")
+    assert heard_voices(load_vc_model(narrowed), speech) == heard
+    result = evaluate_conversion(
+        VoiceConverter.from_pretrained(narrowed),
+        speech,
+        seen_targets=["flite_slt"],
+        unseen_targets=[],
+        pairs_per_target=1,
+        probe=False,
+        pair_voices=["espeak_us_m1", "flite_awb"],
+    )
+    by_group: dict[str, set[str]] = {}
+    for row in result["pairs"]:
+        by_group.setdefault(row["group"], set()).add(row["source"])
+    assert by_group["seen"] <= {"flite_kal16"}  # slt's own variant is excluded as related
+    assert by_group["unseen_same_sex"] == {"espeak_us_m1", "flite_awb"}
+    argv = ["vc-eval", "--model", str(narrowed), "--corpus", str(corpus), "--no-probe"]
+    argv += ["--seen", "flite_slt", "--out", str(tmp_path / "ev")]
+    assert main([*argv, "--pair-voices", "flite_awb", "flite_slt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pair-voices: flite_slt are training voices of the model" in err[0]
+    assert not (tmp_path / "ev").exists()
+
+
 def test_several_reference_counts_score_as_separate_evaluations(
     tiny_run: tuple[Path, dict], corpus: Path
 ) -> None:
