@@ -28,7 +28,7 @@ from torch import nn
 
 from seqae.core.saving import SavedByConfig
 from seqae.text.env import ACTIONS, ArticleEncoder, SummaryEnv, rollout_summaries
-from seqae.text.tokenizer import detokenize
+from seqae.text.tokenizer import as_written, detokenize
 
 __all__ = ["ENCODER_FOLDER", "SummaryPolicy", "policy_summaries"]
 
@@ -150,10 +150,20 @@ def policy_summaries(
     *,
     max_words: int,
     batch_size: int = 64,
+    written: Sequence[tuple[str, Sequence[tuple[int, int]]]] | None = None,
 ) -> list[str]:
     """The policy's summary of each article (its words, at most the policy's
     ``max_article_words``; an empty article gets ``""``), written in a ``SummaryEnv`` with the
-    policy's training settings and cut to ``max_words`` words."""
+    policy's training settings and cut to ``max_words`` words.
+
+    ``written`` gives each article as the text its words were read from, with their offsets
+    (:meth:`~seqae.text.tokenizer.WordTokenizer.word_offsets`); the summaries then keep the
+    article's own case and spacing (:func:`~seqae.text.tokenizer.as_written`: a span is a
+    verbatim piece of the article). Without it they are the normalised words, detokenized."""
+    if written is not None and len(written) != len(words):
+        raise ValueError(
+            f"policy_summaries: {len(written)} written articles for {len(words)} word lists"
+        )
     todo = [i for i, w in enumerate(words) if w]
     out = [""] * len(words)
     if not todo:
@@ -168,5 +178,9 @@ def policy_summaries(
     )
     kept = rollout_summaries(env, policy.act, batch_size=batch_size)
     for i, positions in zip(todo, kept, strict=True):
-        out[i] = detokenize([words[i][p] for p in positions][:max_words])
+        positions = positions[:max_words]
+        if written is None:
+            out[i] = detokenize([words[i][p] for p in positions])
+        else:
+            out[i] = as_written(*written[i], positions)
     return out

@@ -261,6 +261,7 @@ def summarize_texts(
     if summarizer.policy is not None:
         return _policy_texts(
             summarizer,
+            articles,
             [w.words for w in words],
             max_words,
             max_article_words,
@@ -284,6 +285,7 @@ def summarize_texts(
 
 def _policy_texts(
     summarizer: Summarizer,
+    articles: Sequence[str],
     words: list[list[str]],
     max_words: int,
     max_article_words: int,
@@ -291,7 +293,8 @@ def _policy_texts(
     beam: int,
     batch_size: int,
 ) -> list[str]:
-    """A policy summarizer's summaries (:func:`seqae.text.policy.policy_summaries`)."""
+    """A policy summarizer's summaries (:func:`seqae.text.policy.policy_summaries`), in the
+    articles' own case and spacing."""
     from seqae.text.env import GeneratorEncoder
     from seqae.text.policy import policy_summaries
 
@@ -313,6 +316,10 @@ def _policy_texts(
         words,
         max_words=max_words,
         batch_size=batch_size,
+        written=[
+            (text, summarizer.tokenizer.word_offsets(text, max_words=max_article_words))
+            for text in articles
+        ],
     )
 
 

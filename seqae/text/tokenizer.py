@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    PreTokenizedString,
+    Tokenizer,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
 from torch import Tensor
 from transformers import PreTrainedTokenizerFast
 
@@ -58,6 +65,7 @@ __all__ = [
     "TargetBatch",
     "WordTokenizer",
     "detokenize",
+    "as_written",
 ]
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -148,6 +156,35 @@ _JOINING = frozenset("-/_@")
 _NUMBER_JOINING = frozenset(".,:")
 _CONTRACTIONS = frozenset({"s", "t", "re", "ve", "ll", "d", "m"})
 _QUOTES = frozenset({'"', "'"})
+
+
+def as_written(text: str, offsets: Sequence[tuple[int, int]], positions: Sequence[int]) -> str:
+    """The words at ``positions`` of a text, as the text writes them.
+
+    Each run of consecutive positions is the text's own characters from the run's first word
+    to its last (case, spacing and symbols as written: ``/etc/localtime``, ``Foo's``); runs are
+    joined by one space. Summaries that pick words of their article read like it this way.
+
+    Args:
+        text: The text.
+        offsets: Its words' character offsets (:meth:`WordTokenizer.word_offsets`).
+        positions: Word positions, increasing.
+    """
+    runs: list[str] = []
+    start = prev = None
+    for p in [*positions, None]:
+        if p is not None and (p < 0 or p >= len(offsets) or (prev is not None and p <= prev)):
+            raise ValueError(
+                f"as_written: positions must increase within the text's {len(offsets)} words, "
+                f"got {list(positions)}"
+            )
+        if start is not None and (p is None or p != prev + 1):
+            runs.append(text[offsets[start][0] : offsets[prev][1]])
+            start = None
+        if p is not None and start is None:
+            start = p
+        prev = p
+    return " ".join(runs)
 
 
 def detokenize(words: Sequence[str]) -> str:
@@ -520,6 +557,25 @@ class WordTokenizer:
         if max_words is None or len(words) <= max_words:
             return Tokenized(words, 0)
         return Tokenized(words[:max_words], len(words) - max_words)
+
+    def word_offsets(self, text: str, *, max_words: int | None = None) -> list[tuple[int, int]]:
+        """Where each of :meth:`tokenize`'s words lies in ``text``: its ``(start, end)``
+        character offsets (``text[start:end]`` is the word as written, before normalisation),
+        for the first ``max_words`` words.
+
+        Args:
+            text: Any string.
+            max_words: At most this many words (>= 1); ``None``: all.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"word_offsets: expected a str, got {type(text).__name__}")
+        if max_words is not None and max_words < 1:
+            raise ValueError(f"word_offsets: max_words must be >= 1 or None, got {max_words}")
+        pieces = PreTokenizedString(text)
+        pieces.normalize(self.backend.normalizer.normalize)
+        self.backend.pre_tokenizer.pre_tokenize(pieces)
+        splits = pieces.get_splits(offset_referential="original", offset_type="char")
+        return [(int(a), int(b)) for _, (a, b), _ in splits[:max_words]]
 
     def encode(
         self, text: str, *, max_words: int | None = None, bos: bool = False, eos: bool = False

@@ -25,7 +25,7 @@ from seqae.config import ConfigError, load_config  # noqa: E402
 from seqae.text.env import rollout_summaries  # noqa: E402
 from seqae.text.evaluation import article_words  # noqa: E402
 from seqae.text.loaders import load_text_corpus  # noqa: E402
-from seqae.text.tokenizer import WordTokenizer, detokenize  # noqa: E402
+from seqae.text.tokenizer import WordTokenizer, as_written  # noqa: E402
 from tests.recipes.resume_checks import Interrupted, comparable, interrupt_at_call  # noqa: E402
 
 TINY = "summary_ppo_tiny"
@@ -65,14 +65,21 @@ def _saved_ppo(recipe: Any, cfg: dict, spec: Any, run: Path) -> Any:
     return model
 
 
-def _sb3_summaries(model: Any, spec: Any, words: list[list[str]], max_words: int) -> list[str]:
-    """The stable-baselines3 policy's own deterministic summaries (``predict``), cut to
-    ``max_words`` words: what the exported policy folder must reproduce."""
+def _sb3_summaries(
+    model: Any, spec: Any, tok: WordTokenizer, articles: list[str], limit: int, max_words: int
+) -> list[str]:
+    """The stable-baselines3 policy's own deterministic summaries (``predict``) of the
+    articles (read up to ``limit`` words), cut to ``max_words`` words and written as the
+    articles write them: what the exported policy folder must reproduce."""
+    words = [article_words(tok, text, limit) for text in articles]
     env = dataclasses.replace(
         spec, articles=tuple(tuple(w) for w in words), with_reward=False, monitor=False
     ).build()
     kept = rollout_summaries(env, lambda obs: model.predict(obs, deterministic=True)[0])
-    return [detokenize([w[i] for i in k][:max_words]) for w, k in zip(words, kept, strict=True)]
+    return [
+        as_written(text, tok.word_offsets(text, max_words=limit), k[:max_words])
+        for text, k in zip(articles, kept, strict=True)
+    ]
 
 
 def _assert_same_policy(run: Path, other: Path) -> None:
@@ -133,8 +140,10 @@ def test_saved_policy_writes_the_evaluated_summaries(ppo_run: tuple[Path, dict])
     spec = recipe.env_spec(cfg, source, [["a"]])
     model = _saved_ppo(recipe, cfg, spec, out)
     data, e = source.cfg["data"], source.cfg["eval"]
-    words = [article_words(tok, p.article, data["max_article_words"]) for p in corpus.test]
-    texts = _sb3_summaries(model, spec, words, e["max_words"])
+    articles = [p.article for p in corpus.test]
+    limit = data["max_article_words"]
+    words = [article_words(tok, text, limit) for text in articles]
+    texts = _sb3_summaries(model, spec, tok, articles, limit, e["max_words"])
     rewards = recipe.mean_rewards(spec, tok, words, {"PPO": texts}, batch=40)["PPO"]
     assert rewards["total"] == pytest.approx(metrics["ppo_reward_total"], abs=1e-5)
     n_words = sum(len(t.split()) for t in texts) / len(texts)
@@ -288,7 +297,7 @@ def test_model_folder_summarizes_as_evaluated(
     words = [article_words(tok, p.article, limit) for p in corpus.test]
     spec = recipe.env_spec(cfg, source, words)
     model = _saved_ppo(recipe, cfg, spec, out)
-    evaluated = _sb3_summaries(model, spec, words, 8)
+    evaluated = _sb3_summaries(model, spec, tok, [p.article for p in corpus.test], limit, 8)
     articles = tmp_path / "articles.txt"
     articles.write_text("\n".join(p.article for p in corpus.test) + "\n", encoding="utf-8")
     summaries = tmp_path / "summaries.txt"
@@ -296,6 +305,9 @@ def test_model_folder_summarizes_as_evaluated(
     assert main([*args, "--out", str(summaries)]) == 0
     assert summaries.read_text(encoding="utf-8").splitlines() == evaluated
     assert any(len(s.split()) > 1 for s in evaluated)
+    # a span, written as its article writes it: a verbatim piece of the article
+    assert all(s in p.article for s, p in zip(evaluated, corpus.test, strict=True))
+    assert any(s != s.lower() for s in evaluated)  # the article's case, not the tokenizer's
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "beam.txt"), "--beam", "2"]) == 2
     assert main([*args, "--out", str(tmp_path / "long.txt"), "--max-article-words", "500"]) == 2

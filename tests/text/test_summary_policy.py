@@ -86,6 +86,14 @@ def test_the_actor_acts_as_stable_baselines3_s_deterministic_policy(
     assert rollout_summaries(env, policy.act) == sb3
     texts = policy_summaries(policy, encoder, _words(tok), max_words=4)
     assert [len(t.split()) <= 4 for t in texts] == [True] * len(texts)
+    # given the texts, the same words as the articles write them
+    written = [(a, tok.word_offsets(a, max_words=MAX_ARTICLE_WORDS)) for a in ARTICLES]
+    as_in_article = policy_summaries(policy, encoder, _words(tok), max_words=4, written=written)
+    assert [tok.tokenize(t).words for t in as_in_article] == [tok.tokenize(t).words for t in texts]
+    if actions == "span":
+        assert all(t in a for t, a in zip(as_in_article, ARTICLES, strict=True))
+    with pytest.raises(ValueError, match="written articles"):
+        policy_summaries(policy, encoder, _words(tok), max_words=4, written=written[:1])
 
 
 def test_saved_and_loaded_in_the_project_format(

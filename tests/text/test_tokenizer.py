@@ -26,6 +26,7 @@ from seqae.text.tokenizer import (  # noqa: E402
     TokenizerFolderError,
     TokenizerMissingError,
     WordTokenizer,
+    as_written,
     detokenize,
 )
 
@@ -116,6 +117,32 @@ def test_words_are_lowercased_nfkc_and_split_at_punctuation(tok: WordTokenizer) 
     assert tok.tokenize("isn't").words == ["isn", "'", "t"]
     # text that looks like a special token is ordinary text
     assert tok.tokenize("a <s> b").words == ["a", "<", "s", ">", "b"]
+
+
+def test_word_offsets_point_at_each_word_as_written(tok: WordTokenizer) -> None:
+    text = "The  /etc/localtime ﬁle: İstanbul's (ALPHA) a <s> b"
+    words = tok.tokenize(text).words
+    offsets = tok.word_offsets(text)
+    assert len(offsets) == len(words)
+    # each offset holds its word before normalisation (NFKC, lower case)
+    for word, (a, b) in zip(words, offsets, strict=True):
+        assert tok.tokenize(text[a:b]).words == [word]
+    assert [text[a:b] for a, b in offsets[:6]] == ["The", "/", "etc", "/", "localtime", "ﬁle"]
+    assert tok.word_offsets(text, max_words=2) == offsets[:2]
+    with pytest.raises(ValueError, match="max_words must be >= 1"):
+        tok.word_offsets(text, max_words=0)
+
+
+def test_as_written_keeps_the_text_s_own_case_and_spacing(tok: WordTokenizer) -> None:
+    text = "The /etc/localtime file configures (ALPHA) the Zone."
+    offsets = tok.word_offsets(text)
+    assert as_written(text, offsets, [1, 2, 3, 4, 5]) == "/etc/localtime file"
+    assert as_written(text, offsets, [7, 8, 9, 10]) == "(ALPHA) the"
+    assert as_written(text, offsets, [0, 5, 6, 11, 12]) == "The file configures Zone."  # runs
+    assert as_written(text, offsets, []) == ""
+    for bad in ([3, 2], [1, 1], [-1], [len(offsets)]):
+        with pytest.raises(ValueError, match="positions must increase"):
+            as_written(text, offsets, bad)
 
 
 @pytest.mark.parametrize("text", IN_VOCAB)
