@@ -443,7 +443,8 @@ def evaluate_reference_counts(
             )
             for count in counts
         ]
-    trained = [v for v in pair_voices if v in set(heard)]
+    heard_set = set(heard)
+    trained = [v for v in pair_voices if v in heard_set]
     if trained:
         raise SpeechDataError(
             f"{corpus.root}: pair voices {trained} are training voices of the model; conversion "

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -56,6 +56,25 @@ def _run(out: Path, from_run: Path, *more: str) -> dict:
 def ppo_run(tmp_path_factory: pytest.TempPathFactory, ae_run: Path) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("summary_ppo") / "run"
     return out, _run(out, ae_run)
+
+
+class _Finished(NamedTuple):
+    """What the tests read of a finished run: its recipe module, config, source run,
+    tokenizer and corpus."""
+
+    recipe: Any
+    cfg: dict
+    source: Any
+    tok: WordTokenizer
+    corpus: Any
+
+
+def _finished(out: Path) -> _Finished:
+    recipe = load_recipe(find_recipe("summary_ppo"))
+    cfg = load_config(out / "config.yaml")
+    source = recipe.read_source(cfg)
+    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
+    return _Finished(recipe, cfg, source, tok, load_text_corpus(source.cfg["data"]))
 
 
 def _saved_ppo(recipe: Any, cfg: dict, spec: Any, run: Path) -> Any:
@@ -132,11 +151,7 @@ def test_saved_policy_writes_the_evaluated_summaries(ppo_run: tuple[Path, dict])
     """models/policy.safetensors, loaded into a PPO rebuilt from the config, gives the
     evaluated policy: the same test summaries (same length, same reward)."""
     out, metrics = ppo_run
-    recipe = load_recipe(find_recipe("summary_ppo"))
-    cfg = load_config(out / "config.yaml")
-    source = recipe.read_source(cfg)
-    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
-    corpus = load_text_corpus(source.cfg["data"])
+    recipe, cfg, source, tok, corpus = _finished(out)
     spec = recipe.env_spec(cfg, source, [["a"]])
     model = _saved_ppo(recipe, cfg, spec, out)
     data, e = source.cfg["data"], source.cfg["eval"]
@@ -260,16 +275,12 @@ def test_span_policy_on_the_validation_pairs(ae_run: Path, tmp_path: Path) -> No
     the saved policy writes is one contiguous run of its article's words."""
     out = tmp_path / "span"
     metrics = _run(out, ae_run, "env.actions=span", "eval.split=valid")
-    recipe = load_recipe(find_recipe("summary_ppo"))
-    cfg = load_config(out / "config.yaml")
-    source = recipe.read_source(cfg)
-    corpus = load_text_corpus(source.cfg["data"])
+    recipe, cfg, source, tok, corpus = _finished(out)
     table = (out / "eval_table.md").read_text()
     assert metrics["n_test"] == len(corpus.valid) and metrics["eval_split"] == "valid"
     assert f"{len(corpus.valid)} valid pairs. ROUGE F1" in table
     assert any(p.article[:60] in table for p in corpus.valid)  # the examples
     assert not any(p.article[:60] in table for p in corpus.test)
-    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
     limit = source.cfg["data"]["max_article_words"]
     words = [article_words(tok, p.article, limit) for p in corpus.valid]
     spec = recipe.env_spec(cfg, source, words)
@@ -288,11 +299,7 @@ def test_model_folder_summarizes_as_evaluated(
     summaries the evaluation scored (those of the stable-baselines3 policy), without
     stable-baselines3; beam search and longer articles than its limit are refused."""
     out, _ = ppo_run
-    recipe = load_recipe(find_recipe("summary_ppo"))
-    cfg = load_config(out / "config.yaml")
-    source = recipe.read_source(cfg)
-    tok = WordTokenizer.load(source.dir / "parts" / "tokenizer")
-    corpus = load_text_corpus(source.cfg["data"])
+    recipe, cfg, source, tok, corpus = _finished(out)
     limit = source.cfg["data"]["max_article_words"]
     words = [article_words(tok, p.article, limit) for p in corpus.test]
     spec = recipe.env_spec(cfg, source, words)
