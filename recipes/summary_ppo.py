@@ -18,7 +18,14 @@ finished ``summary_ae`` run is refused in one line.
 keep (1) or drop (0); the summary is the kept words in the article's order; the episode ends
 after the last word or when ``env.max_words`` words are kept (default: ``summary_ae``'s
 ``data.max_summary_words``, the limit its generator trains under). The reward, at the episode's
-end, is ``summary_ae``'s (:class:`~seqae.text.rewards.SummaryReward` with that run's weights).
+end, is ``summary_ae``'s (:class:`~seqae.text.rewards.SummaryReward` with that run's weights);
+``discriminator.term`` says how the discriminator's per-prefix rewards enter it (summary_ae's
+discounted sum, their mean, or the finished summary's alone). With ``discriminator.learns``
+and ``reconstructor.learns`` the reward models keep learning against the policy
+(:class:`LearningRewards`: real training summaries against the policy's, the articles rebuilt
+from the policy's summaries), as summary_ae's adversarial stage keeps them learning against its
+generator. The evaluation's mean rewards always use summary_ae's own reward models, so every
+system is scored by the same judges.
 
 **Training**: stable-baselines3's PPO with an MLP policy, ``env.n_envs`` environments
 (``DummyVecEnv``, or ``SubprocVecEnv`` with ``env.vectorize: subproc``). Each PPO update
@@ -37,7 +44,8 @@ generator ("REINFORCE (summary_ae)") and its warm start. Also each system's mean
 objective both methods maximise) on the test articles.
 
 Writes to ``output_dir``: config.yaml, checkpoints/, models/policy.safetensors (the final
-policy's ``state_dict``: ``build_ppo`` then ``policy.load_state_dict``), model/ (a policy
+policy's ``state_dict``: ``build_ppo`` then ``policy.load_state_dict``; the reward models that
+learned, models/discriminator and models/reconstructor, in the saved-model format), model/ (a policy
 summarizer folder, :mod:`seqae.text.policy`: ``seqae summarize --model output_dir/model`` and
 the demo use it without stable-baselines3), tb/, eval_table.md and metrics.json. Single process (no torchrun), CPU.
 """
@@ -46,6 +54,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -58,14 +67,17 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from seqae.config import ConfigError, load_config
+from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text, save_safetensors_atomic
-from seqae.text.env import ACTIONS, SummaryEnvSpec
+from seqae.text.discriminator import PrefixDiscriminator
+from seqae.text.env import ACTIONS, DISCRIMINATOR_TERMS, SummaryEnvSpec
 from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
 from seqae.text.loaders import TextCorpus, load_text_corpus
 from seqae.text.policy import SummaryPolicy
 from seqae.text.reconstructor import Reconstructor
+from seqae.text.seq2seq import Summaries
 from seqae.text.summarize import (
     Summarizer,
     load_summarizer,
@@ -103,6 +115,10 @@ SOURCE_KEYS = (
     "adversary.weight",
     "adversary.gamma",
     "adversary.reward_form",
+    "train.batch_size",
+    "train.lr_discriminator",
+    "train.lr_reconstructor",
+    "train.grad_clip",
     "eval.max_words",
     "eval.n_boot",
     "eval.batch_size",
@@ -126,6 +142,11 @@ def validate(cfg: dict[str, Any]) -> None:
         )
     if cfg["eval"]["split"] not in (None, "test", "valid"):
         raise ConfigError(f"eval.split must be test, valid or null, got {cfg['eval']['split']!r}")
+    if cfg["discriminator"]["term"] not in DISCRIMINATOR_TERMS:
+        raise ConfigError(
+            f"discriminator.term must be one of {', '.join(DISCRIMINATOR_TERMS)}, got "
+            f"{cfg['discriminator']['term']!r}"
+        )
     if env["vectorize"] not in ("dummy", "subproc"):
         raise ConfigError(f"env.vectorize must be dummy or subproc, got {env['vectorize']!r}")
     if env["max_words"] is not None and env["max_words"] < 1:
@@ -225,6 +246,7 @@ def env_spec(cfg: dict[str, Any], source: Source, articles: list[list[str]]) -> 
             "length_mode": r.get("length_mode", "over"),  # runs from before the key: "over"
         },
         reward_form=a["reward_form"],
+        discriminator_term=cfg["discriminator"]["term"],
         max_words=max_words,
         max_article_words=d["max_article_words"],
         actions=cfg["env"]["actions"],
@@ -269,9 +291,11 @@ class RewardTerms(BaseCallback):
     def __init__(self) -> None:
         super().__init__()
         self.episode_rewards: list[float] = []
+        #: Those episodes' (article index, summary words), for reward models that learn.
+        self.episodes: list[tuple[int, list[str]]] = []
 
     def _on_rollout_start(self) -> None:
-        self.episode_rewards = []
+        self.episode_rewards, self.episodes = [], []
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -280,7 +304,116 @@ class RewardTerms(BaseCallback):
                 self.logger.record_mean(f"reward/{name}", value)
             if terms:
                 self.episode_rewards.append(terms["total"])
+                self.episodes.append((int(info["article"]), list(info["summary"])))
         return True
+
+
+class LearningRewards:
+    """summary_ae's reward models, kept learning against the policy (``discriminator.learns``,
+    ``reconstructor.learns``) as summary_ae's adversarial stage keeps them learning against its
+    generator. After each PPO update, one pass over the episodes the update ended (shuffled,
+    in batches of summary_ae's ``train.batch_size``): the discriminator learns real training
+    summaries (as many, drawn at random) against the policy's summaries, the reconstructor
+    learns to rebuild each article from its summary; summary_ae's learning rates and gradient
+    clipping. The environments then get the new weights, so the next rollout is rewarded by
+    them. Weights and Adam's states are checkpointed with the run.
+
+    Args:
+        source: The summary_ae run (its models and training settings).
+        tokenizer: Its tokenizer.
+        articles: The environment's articles, as words (episodes name them by index).
+        real: The real training summaries, as words.
+        learns: The models that learn: ``discriminator`` and/or ``reconstructor``.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        tokenizer: WordTokenizer,
+        articles: Sequence[Sequence[str]],
+        real: list[list[str]],
+        learns: Sequence[str],
+    ) -> None:
+        t = source.cfg["train"]
+        kinds = {"discriminator": PrefixDiscriminator, "reconstructor": Reconstructor}
+        self.models = {
+            name: kinds[name].from_pretrained(source.dir / "models" / name) for name in learns
+        }
+        self.optimizers = {
+            name: torch.optim.Adam(model.parameters(), lr=t[f"lr_{name}"])
+            for name, model in self.models.items()
+        }
+        self.batch_size, self.grad_clip = t["batch_size"], t["grad_clip"]
+        self.tokenizer, self.articles, self.real = tokenizer, articles, real
+
+    def track(self, run: RunSession) -> None:
+        """Checkpoint the models and their optimizers with the run."""
+        for name, model in self.models.items():
+            run.track(**{name: model, f"{name}_adam": self.optimizers[name]})
+
+    def _step(self, name: str, loss: torch.Tensor) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
+        optimizer.step()
+
+    def _batch(
+        self, episodes: list[tuple[int, list[str]]], rng: random.Random
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """The losses of one batch of episodes (article index, summary words), and the
+        discriminator's accuracy on it (every prefix, before its step)."""
+        tok, losses, logged = self.tokenizer, {}, {}
+        articles = [list(self.articles[index]) for index, _ in episodes]
+        fakes = [summary for _, summary in episodes]
+        src = tok.extend_batch(articles)
+        ids = tok.extend_targets(fakes, src.oov_words)
+        if "discriminator" in self.models:
+            n = len(fakes)
+            reals = rng.sample(self.real, n) if n <= len(self.real) else rng.choices(self.real, k=n)
+            real = tok.extend_targets(reals, [[] for _ in reals])
+            disc = self.models["discriminator"]
+            pair = (real.ids, real.lengths, ids.extended_ids, ids.lengths)
+            losses["discriminator"] = disc.loss(*pair)
+            logged["discriminator/accuracy"] = disc.accuracy(*pair)
+        if "reconstructor" in self.models:
+            rec = self.models["reconstructor"]
+            summary = Summaries(ids.extended_ids, ids.lengths, src.max_oovs)
+            target = tok.extend_targets(articles, src.oov_words).extended_ids
+            losses["reconstructor"] = token_cross_entropy(
+                rec(summary, target), rec.score_targets(summary, target), pad_id=tok.pad_id
+            )
+        return losses, logged
+
+    def learn(self, episodes: list[tuple[int, list[str]]], seed: int) -> dict[str, float]:
+        """One pass over ``episodes`` (article index, summary words), shuffled and seeded by
+        ``seed``; the last batch's losses (and the discriminator's accuracy) to log."""
+        rng = random.Random(seed)
+        torch.manual_seed(seed)  # dropout
+        order = rng.sample(range(len(episodes)), len(episodes))
+        for model in self.models.values():
+            model.train()
+        losses: dict[str, torch.Tensor] = {}
+        logged: dict[str, float] = {}
+        for start in range(0, len(order), self.batch_size):
+            batch = [episodes[i] for i in order[start : start + self.batch_size]]
+            losses, logged = self._batch(batch, rng)
+            for name, loss in losses.items():
+                self._step(name, loss)
+        for model in self.models.values():
+            model.eval()
+        return {**{f"{name}/loss": float(v.detach()) for name, v in losses.items()}, **logged}
+
+    def share(self, env: VecEnv) -> None:
+        """Give every environment's reward the current weights."""
+        env.env_method(
+            "load_reward_state", {name: m.state_dict() for name, m in self.models.items()}
+        )
+
+    def save(self, folder: Path) -> None:
+        """Each learning model in ``folder/<name>`` (the saved-model format)."""
+        for name, model in self.models.items():
+            model.save_pretrained(folder / name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,16 +431,26 @@ def ppo_update(cfg: dict[str, Any], model: PPO, update: int, callback: BaseCallb
     )
 
 
-def train(cfg: dict[str, Any], run: RunSession, spec: SummaryEnvSpec) -> tuple[PPO, dict[str, Any]]:
+def train(
+    cfg: dict[str, Any],
+    run: RunSession,
+    spec: SummaryEnvSpec,
+    learning: LearningRewards | None = None,
+) -> tuple[PPO, dict[str, Any]]:
     """PPO updates until ``train.total_timesteps`` (or the time budget), checkpointed; saves
-    the final policy as ``models/policy.safetensors``."""
+    the final policy as ``models/policy.safetensors`` (and reward models that keep learning
+    after each update, ``learning``, in ``models/``)."""
     t = cfg["train"]
     vec_env = make_vec_env(cfg, spec)
     try:
         model = build_ppo(cfg, vec_env)
         model.set_logger(configure(str(run.dir / "tb"), ["tensorboard"]))
         policy = model.policy
+        if learning is not None:
+            learning.track(run)
         resumed = run.resume(model=policy, optimizer=policy.optimizer)
+        if learning is not None:
+            learning.share(vec_env)
         update = resumed.step if resumed else 0
         # the rewards of the episodes that ended in the latest update
         rewards = [float(r) for r in resumed.extra["episode_rewards"]] if resumed else []
@@ -318,6 +461,11 @@ def train(cfg: dict[str, Any], run: RunSession, spec: SummaryEnvSpec) -> tuple[P
         while update < n_updates:
             ppo_update(cfg, model, update, callback)
             rewards = list(callback.episode_rewards)
+            if learning is not None:
+                logged = learning.learn(callback.episodes, cfg["seed"] * 1_000_003 + update)
+                for name, value in logged.items():
+                    model.logger.record(name, value)
+                learning.share(vec_env)
             update += 1
             out_of_time = run.out_of_time()
             if run.checkpoint_due(update) or update == n_updates or out_of_time:
@@ -334,6 +482,8 @@ def train(cfg: dict[str, Any], run: RunSession, spec: SummaryEnvSpec) -> tuple[P
                 break
         model.logger.dump(model.num_timesteps)  # the last update's train/ values
         save_safetensors_atomic(policy.state_dict(), run.dir / "models" / "policy.safetensors")
+        if learning is not None:
+            learning.save(run.dir / "models")
     finally:
         vec_env.close()
     return model, {
@@ -484,7 +634,13 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
         max_article = source.cfg["data"]["max_article_words"]
         articles = [article_words(tok, text, max_article) for text in corpus.articles]
         spec = env_spec(cfg, source, articles)
-        model, summary = train(cfg, run, spec)
+        learns = [name for name in ("discriminator", "reconstructor") if cfg[name]["learns"]]
+        learning = None
+        if learns:
+            max_summary = source.cfg["data"]["max_summary_words"]
+            real = [article_words(tok, text, max_summary) for text in corpus.summaries]
+            learning = LearningRewards(source, tok, articles, real, learns)
+        model, summary = train(cfg, run, spec, learning)
         save_policy_summarizer(  # what `seqae summarize --model output_dir/model` reads
             run.dir / "model",
             SummaryPolicy.from_sb3(

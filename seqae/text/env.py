@@ -86,6 +86,7 @@ from seqae.text.tokenizer import WordTokenizer
 
 __all__ = [
     "ACTIONS",
+    "DISCRIMINATOR_TERMS",
     "N_SCALARS",
     "ArticleEncoder",
     "EpisodeReward",
@@ -104,6 +105,8 @@ N_SCALARS = 5
 DROP, KEEP = 0, 1
 #: The ``actions`` settings of :class:`SummaryEnv`: any kept words, or one contiguous span.
 ACTIONS = ("words", "span")
+#: How :class:`ModelReward` sums the discriminator's per-word rewards into the summary's term.
+DISCRIMINATOR_TERMS = ("prefixes", "mean", "whole")
 
 
 def observation_size(encoder: ArticleEncoder) -> int:
@@ -180,6 +183,17 @@ class GeneratorEncoder:
         )
 
 
+def _as_first_word(per_word: torch.Tensor, lengths: torch.Tensor, term: str) -> torch.Tensor:
+    """Per-word rewards whose discounted sum from the first word is ``term`` (``"mean"`` or
+    ``"whole"``) of ``per_word``: that value at position 0, zeros elsewhere."""
+    steps = torch.arange(per_word.shape[1]).unsqueeze(0)
+    if term == "mean":
+        value = per_word.sum(dim=1) / lengths.clamp(min=1).to(per_word.dtype)
+    else:
+        value = per_word.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+    return torch.where(steps == 0, value.unsqueeze(1), torch.zeros_like(per_word))
+
+
 class ModelReward:
     """``summary_ae``'s reward of one summary (see the module docstring).
 
@@ -190,6 +204,14 @@ class ModelReward:
             ``reward.discriminator_weight`` is 0.
         reward: The combination (weights, discount, length target).
         reward_form: The discriminator's reward form (``"centered"`` or ``"log"``).
+        discriminator_term: How the per-word rewards ``d_0..d_L`` (one per prefix, ``d_L``
+            for the whole summary read to its ``</s>``) make the summary's discriminator term.
+            ``"prefixes"`` (default): ``summary_ae``'s discounted sum ``sum_k gamma^k d_k``,
+            the same objective as REINFORCE. Each prefix counts, so the term grows with the
+            length: every further word adds ``gamma^k d_k``, a gain where the discriminator
+            finds the prefix human and a cost where it does not. ``"mean"``: their mean,
+            ``(1 / (L + 1)) sum_k d_k``, how human the summary reads on average, whatever
+            its length. ``"whole"``: ``d_L`` only, the judgement of the finished summary.
     """
 
     def __init__(
@@ -200,12 +222,19 @@ class ModelReward:
         discriminator: PrefixDiscriminator,
         reward: SummaryReward,
         reward_form: str = "centered",
+        discriminator_term: str = "prefixes",
     ) -> None:
+        if discriminator_term not in DISCRIMINATOR_TERMS:
+            raise ValueError(
+                f"ModelReward: discriminator_term must be one of "
+                f"{', '.join(DISCRIMINATOR_TERMS)}, got {discriminator_term!r}"
+            )
         self.tokenizer = tokenizer
         self.reconstructor = reconstructor.eval().requires_grad_(False)
         self.discriminator = discriminator.eval().requires_grad_(False)
         self.reward = reward
         self.reward_form = reward_form
+        self.discriminator_term = discriminator_term
 
     def __call__(self, article: Sequence[str], kept: Sequence[int]) -> dict[str, float]:
         """The reward terms (``total``, ``reconstruction``, ``discriminator``, ``length``).
@@ -242,6 +271,8 @@ class ModelReward:
             per_word = self.discriminator.token_rewards(
                 summary.ids, summary.lengths, form=self.reward_form
             )
+            if self.discriminator_term != "prefixes":
+                per_word = _as_first_word(per_word, summary.lengths, self.discriminator_term)
         else:
             per_word = torch.zeros(summary.ids.shape)
         out = self.reward(reconstruction, per_word, summary.lengths)
@@ -342,6 +373,18 @@ class SummaryEnv(gymnasium.Env):
             actions=self.actions,
         )
 
+    def load_reward_state(self, states: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        """Give the reward's models these weights, by name (``discriminator``,
+        ``reconstructor``): reward models that keep learning against the policy, trained
+        outside the environment (``VecEnv.env_method`` reaches every copy, in this process or
+        in ``SubprocVecEnv``'s workers)."""
+        if not isinstance(self.reward_fn, ModelReward):
+            raise TypeError("SummaryEnv.load_reward_state: the reward has no models")
+        for name, state in states.items():
+            if name not in ("discriminator", "reconstructor"):
+                raise ValueError(f"SummaryEnv.load_reward_state: no reward model {name!r}")
+            getattr(self.reward_fn, name).load_state_dict(state)
+
     # -- the episode -----------------------------------------------------------------------------
 
     @property
@@ -393,6 +436,7 @@ class SummaryEnv(gymnasium.Env):
         reward = 0.0
         if self._done:
             info["summary_words"] = len(self.kept)
+            info["summary"] = self.summary_words
             if self.reward_fn is not None:
                 terms = {k: float(v) for k, v in self.reward_fn(self.words, self.kept).items()}
                 reward = terms["total"]
@@ -436,6 +480,8 @@ class SummaryEnvSpec:
         discriminator_dir: The reward's discriminator.
         reward: :class:`~seqae.text.rewards.SummaryReward`'s keyword arguments.
         reward_form: The discriminator's reward form.
+        discriminator_term: How the discriminator's per-word rewards make its term
+            (:class:`ModelReward`).
         max_words: The summary's word limit.
         max_article_words: Scale of the position features.
         actions: ``"words"`` or ``"span"`` (:class:`SummaryEnv`).
@@ -454,6 +500,7 @@ class SummaryEnvSpec:
     discriminator_dir: str
     reward: Mapping[str, Any] = field(default_factory=dict)
     reward_form: str = "centered"
+    discriminator_term: str = "prefixes"
     max_words: int = 12
     max_article_words: int | None = None
     actions: str = "words"
@@ -469,6 +516,7 @@ class SummaryEnvSpec:
             discriminator=PrefixDiscriminator.from_pretrained(self.discriminator_dir),
             reward=SummaryReward(**self.reward),
             reward_form=self.reward_form,
+            discriminator_term=self.discriminator_term,
         )
 
     def build(self) -> SummaryEnv:

@@ -22,9 +22,11 @@ from safetensors.torch import load_file  # noqa: E402
 
 from seqae.cli import find_recipe, load_recipe, main, run_recipe  # noqa: E402
 from seqae.config import ConfigError, load_config  # noqa: E402
+from seqae.text.discriminator import PrefixDiscriminator  # noqa: E402
 from seqae.text.env import rollout_summaries  # noqa: E402
 from seqae.text.evaluation import article_words  # noqa: E402
 from seqae.text.loaders import load_text_corpus  # noqa: E402
+from seqae.text.reconstructor import Reconstructor  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer, as_written  # noqa: E402
 from tests.recipes.resume_checks import Interrupted, comparable, interrupt_at_call  # noqa: E402
 
@@ -107,6 +109,49 @@ def _assert_same_policy(run: Path, other: Path) -> None:
     assert ours.keys() == theirs.keys()
     for name, tensor in ours.items():
         assert torch.equal(tensor, theirs[name]), name
+
+
+LEARNING = {"discriminator": PrefixDiscriminator, "reconstructor": Reconstructor}
+
+
+def _reward_models(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The state of each reward model a run saved in models/."""
+    return {
+        name: kind.from_pretrained(run / "models" / name).state_dict()
+        for name, kind in LEARNING.items()
+    }
+
+
+def _assert_same_reward_models(run: Path, other: Path) -> None:
+    ours, theirs = _reward_models(run), _reward_models(other)
+    for name, state in ours.items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, theirs[name][key]), (name, key)
+
+
+def test_reward_models_keep_learning_against_the_policy(
+    ppo_run: tuple[Path, dict], ae_run: Path, tmp_path: Path
+) -> None:
+    """discriminator.learns and reconstructor.learns (the tiny config): both move away from
+    summary_ae's, are saved, and the environments are rewarded by them (the policy learns
+    differently from a run whose reward models stay summary_ae's); their losses and the
+    discriminator's accuracy are logged."""
+    out, _ = ppo_run
+    learned = _reward_models(out)
+    for name, kind in LEARNING.items():
+        start = kind.from_pretrained(ae_run / "models" / name).state_dict()
+        moved = [key for key, t in learned[name].items() if not torch.equal(t, start[key])]
+        assert len(moved) > len(start) // 2, (name, moved)
+    frozen = tmp_path / "frozen"
+    _run(frozen, ae_run, "discriminator.learns=false", "reconstructor.learns=false")
+    assert not (frozen / "models" / "discriminator").exists()
+    assert not (frozen / "models" / "reconstructor").exists()
+    ours = load_file(out / "models" / "policy.safetensors")
+    theirs = load_file(frozen / "models" / "policy.safetensors")
+    assert any(not torch.equal(ours[name], theirs[name]) for name in ours)
+    events = b"".join(p.read_bytes() for p in (out / "tb").rglob("events.*"))
+    for tag in (b"discriminator/accuracy", b"discriminator/loss", b"reconstructor/loss"):
+        assert tag in events, tag
 
 
 def test_tiny_run_writes_every_output(ppo_run: tuple[Path, dict]) -> None:
@@ -205,6 +250,7 @@ def test_interrupted_then_resumed_matches(
     assert updates == [2, 3]
     assert comparable(resumed, drop=DROP) == comparable(full, drop=DROP)
     _assert_same_policy(out, ppo_run[0])
+    _assert_same_reward_models(out, ppo_run[0])
 
 
 def test_subprocess_environments_give_the_same_run(
@@ -257,6 +303,10 @@ def test_bad_from_run_is_refused_in_one_line(
     [
         ("env.actions=phrases", "env.actions must be one of words, span, got 'phrases'"),
         ("eval.split=train", "eval.split must be test, valid or null, got 'train'"),
+        (
+            "discriminator.term=sum",
+            "discriminator.term must be one of prefixes, mean, whole, got 'sum'",
+        ),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(

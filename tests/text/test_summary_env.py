@@ -85,6 +85,17 @@ def parts() -> dict:
     }
 
 
+def _model_reward(parts: dict, **kw: object) -> ModelReward:
+    """summary_ae's reward from the fixture's models, with these arguments changed."""
+    settings = {
+        "tokenizer": parts["tok"],
+        "reconstructor": parts["reconstructor"],
+        "discriminator": parts["discriminator"],
+        "reward": SummaryReward(**REWARD),
+    }
+    return ModelReward(**{**settings, **kw})  # type: ignore[arg-type]
+
+
 def _env(parts: dict, **kw: object) -> SummaryEnv:
     settings = {
         "articles": parts["articles"],
@@ -239,6 +250,61 @@ def test_model_reward_matches_summary_ae_s_reward_of_a_sample(parts: dict) -> No
     disc = parts["discriminator"].token_rewards(ids, summary.lengths)
     want = SummaryReward(**REWARD)(rec, disc, summary.lengths).total
     assert parts["reward"](words, kept)["total"] == pytest.approx(float(want[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize("term", ["mean", "whole"])
+def test_discriminator_term_mean_or_whole_replaces_the_discounted_prefix_sum(
+    parts: dict, term: str
+) -> None:
+    """ "mean": the mean of the per-prefix rewards (the last prefix is the summary with its
+    </s>); "whole": the finished summary's reward alone. Reconstruction and length terms are
+    the same as with summary_ae's discounted sum."""
+    tok, words = parts["tok"], parts["articles"][2]
+    kept = [0, 2, 3]
+    ids = torch.tensor([[int(tok.extend_batch([words]).extended_ids[0, i]) for i in kept]])
+    ids = torch.cat([ids, torch.tensor([[tok.eos_id]])], dim=1)
+    d = parts["discriminator"].token_rewards(ids, torch.tensor([4]))[0]
+    want = float(d.mean()) if term == "mean" else float(d[3])
+    prefixes = parts["reward"](words, kept)
+    reward = _model_reward(parts, discriminator_term=term)
+    other = reward(words, kept)
+    assert other["discriminator"] == pytest.approx(want, abs=1e-6)
+    assert prefixes["discriminator"] == pytest.approx(
+        float(sum(0.9**k * d[k] for k in range(4))), abs=1e-6
+    )
+    for name in ("reconstruction", "length"):
+        assert other[name] == pytest.approx(prefixes[name], abs=1e-6)
+    assert other["total"] == pytest.approx(
+        other["reconstruction"] + other["length"] + want, abs=1e-6
+    )
+    # an empty summary is its </s> alone: mean and whole are that one reward
+    empty = reward(words, [])
+    assert empty["discriminator"] == pytest.approx(parts["reward"](words, [])["discriminator"])
+    with pytest.raises(ValueError, match="discriminator_term must be one of"):
+        _model_reward(parts, discriminator_term="sum")
+
+
+def test_load_reward_state_gives_the_reward_new_weights(parts: dict) -> None:
+    """What a run whose reward models keep learning sends to every environment."""
+    disc = PrefixDiscriminator.from_config(parts["discriminator"].config)
+    rec = Reconstructor.from_config(parts["reconstructor"].config)
+    env = _env(parts, reward=_model_reward(parts, reconstructor=rec, discriminator=disc))
+    words, kept = parts["articles"][1], [0, 1]
+    before = env.reward_fn(words, kept)
+    assert before != parts["reward"](words, kept)  # other (fresh) weights
+    env.load_reward_state(
+        {
+            "discriminator": parts["discriminator"].state_dict(),
+            "reconstructor": parts["reconstructor"].state_dict(),
+        }
+    )
+    after = env.reward_fn(words, kept)
+    for name, value in parts["reward"](words, kept).items():
+        assert after[name] == pytest.approx(value, abs=1e-6), name
+    with pytest.raises(ValueError, match="no reward model 'generator'"):
+        env.load_reward_state({"generator": {}})
+    with pytest.raises(TypeError, match="has no models"):
+        _env(parts, reward=KeywordReward(good=GOOD)).load_reward_state({})
 
 
 def test_reset_seeds_and_bad_calls(parts: dict) -> None:
