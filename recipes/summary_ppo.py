@@ -70,7 +70,7 @@ from seqae.config import ConfigError, load_config
 from seqae.core.losses import token_cross_entropy
 from seqae.files import atomic_write_text, save_safetensors_atomic
 from seqae.text.discriminator import PrefixDiscriminator
-from seqae.text.env import ACTIONS, DISCRIMINATOR_TERMS, SummaryEnvSpec
+from seqae.text.env import ACTIONS, DISCRIMINATOR_TERMS, REWARD_MODELS, SummaryEnvSpec
 from seqae.text.evaluation import article_words, evaluate_summaries, slug
 from seqae.text.generator import PointerGenerator
 from seqae.text.language_model import SummaryLanguageModel
@@ -359,10 +359,10 @@ class LearningRewards:
         optimizer.step()
 
     def _batch(
-        self, episodes: list[tuple[int, list[str]]], rng: random.Random
+        self, episodes: list[tuple[int, list[str]]], rng: random.Random, *, measure: bool
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """The losses of one batch of episodes (article index, summary words), and the
-        discriminator's accuracy on it (every prefix, before its step)."""
+        """The losses of one batch of episodes (article index, summary words), and with
+        ``measure`` the discriminator's accuracy on it (every prefix, before its step)."""
         tok, losses, logged = self.tokenizer, {}, {}
         articles = [list(self.articles[index]) for index, _ in episodes]
         fakes = [summary for _, summary in episodes]
@@ -375,7 +375,8 @@ class LearningRewards:
             disc = self.models["discriminator"]
             pair = (real.ids, real.lengths, ids.extended_ids, ids.lengths)
             losses["discriminator"] = disc.loss(*pair)
-            logged["discriminator/accuracy"] = disc.accuracy(*pair)
+            if measure:
+                logged["discriminator/accuracy"] = disc.accuracy(*pair)
         if "reconstructor" in self.models:
             rec = self.models["reconstructor"]
             summary = Summaries(ids.extended_ids, ids.lengths, src.max_oovs)
@@ -397,7 +398,8 @@ class LearningRewards:
         logged: dict[str, float] = {}
         for start in range(0, len(order), self.batch_size):
             batch = [episodes[i] for i in order[start : start + self.batch_size]]
-            losses, logged = self._batch(batch, rng)
+            last = start + self.batch_size >= len(order)
+            losses, logged = self._batch(batch, rng, measure=last)
             for name, loss in losses.items():
                 self._step(name, loss)
         for model in self.models.values():
@@ -634,7 +636,7 @@ def learn_and_evaluate(cfg: dict[str, Any], ctx: Any, source: Source) -> dict[st
         max_article = source.cfg["data"]["max_article_words"]
         articles = [article_words(tok, text, max_article) for text in corpus.articles]
         spec = env_spec(cfg, source, articles)
-        learns = [name for name in ("discriminator", "reconstructor") if cfg[name]["learns"]]
+        learns = [name for name in REWARD_MODELS if cfg[name]["learns"]]
         learning = None
         if learns:
             max_summary = source.cfg["data"]["max_summary_words"]

@@ -87,6 +87,7 @@ from seqae.text.tokenizer import WordTokenizer
 __all__ = [
     "ACTIONS",
     "DISCRIMINATOR_TERMS",
+    "REWARD_MODELS",
     "N_SCALARS",
     "ArticleEncoder",
     "EpisodeReward",
@@ -107,6 +108,8 @@ DROP, KEEP = 0, 1
 ACTIONS = ("words", "span")
 #: How :class:`ModelReward` sums the discriminator's per-word rewards into the summary's term.
 DISCRIMINATOR_TERMS = ("prefixes", "mean", "whole")
+#: :class:`ModelReward`'s trained models, by attribute name (:meth:`SummaryEnv.load_reward_state`).
+REWARD_MODELS = ("discriminator", "reconstructor")
 
 
 def observation_size(encoder: ArticleEncoder) -> int:
@@ -381,7 +384,7 @@ class SummaryEnv(gymnasium.Env):
         if not isinstance(self.reward_fn, ModelReward):
             raise TypeError("SummaryEnv.load_reward_state: the reward has no models")
         for name, state in states.items():
-            if name not in ("discriminator", "reconstructor"):
+            if name not in REWARD_MODELS:
                 raise ValueError(f"SummaryEnv.load_reward_state: no reward model {name!r}")
             getattr(self.reward_fn, name).load_state_dict(state)
 

@@ -154,6 +154,20 @@ def test_reward_models_keep_learning_against_the_policy(
         assert tag in events, tag
 
 
+@pytest.mark.parametrize("term", ["prefixes", "mean", "whole"])
+def test_discriminator_term_reaches_the_environment_s_reward(
+    ppo_run: tuple[Path, dict], term: str
+) -> None:
+    """discriminator.term goes through the environment spec (and so into every worker) to
+    the reward the environments compute."""
+    out, _ = ppo_run
+    run = _finished(out)
+    cfg = {**run.cfg, "discriminator": {**run.cfg["discriminator"], "term": term}}
+    spec = run.recipe.env_spec(cfg, run.source, [["a", "word"]])
+    assert spec.discriminator_term == term
+    assert spec.model_reward(run.tok).discriminator_term == term
+
+
 def test_tiny_run_writes_every_output(ppo_run: tuple[Path, dict]) -> None:
     out, metrics = ppo_run
     on_disk = json.loads((out / "metrics.json").read_text())
