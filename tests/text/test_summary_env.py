@@ -21,6 +21,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env  # noqa
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.env_checker import check_env as sb3_check_env  # noqa: E402
 from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
 from stable_baselines3.common.monitor import Monitor  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
 
@@ -424,6 +425,8 @@ def test_ppo_learns_a_toy_reward(parts: dict) -> None:
         device="cpu",
         policy_kwargs={"net_arch": [32, 32]},
     )
+    # a logger of its own: sb3's default makes a folder in the temporary directory per learn()
+    model.set_logger(Logger(folder=None, output_formats=[]))
     evaluation = DummyVecEnv([make])
 
     def mean_reward() -> float:
