@@ -164,6 +164,11 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"eval.split must be test or valid, got {e['split']!r}")
     if e["max_words"] < 1 or e["n_boot"] < 1 or e["examples"] < 0:
         raise ConfigError("eval.max_words and eval.n_boot must be >= 1 and eval.examples >= 0")
+    for where, n in (("train", t["no_repeat_ngram"]), ("eval", e["no_repeat_ngram"])):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ConfigError(
+                f"{where}.no_repeat_ngram must be an integer >= 0 (0: no constraint), got {n!r}"
+            )
 
 
 def load_corpus(data_cfg: dict[str, Any]) -> TextCorpus:
@@ -171,8 +176,16 @@ def load_corpus(data_cfg: dict[str, Any]) -> TextCorpus:
     ``data.corpus``, built from this machine's apt descriptions when missing."""
     corpus = data_cfg.get("corpus")
     if corpus is not None and not (Path(corpus) / "corpus.json").is_file():
+        folder = Path(corpus)
+        if folder.is_dir() and any(folder.iterdir()):  # never build over a user's files
+            raise ConfigError(
+                f"data.corpus {corpus} holds files but no corpus.json; expected a corpus folder "
+                "built by `seqae data text`, or a missing or empty folder to build one in"
+            )
         print(f"summary_ae: building the {data_cfg['preset']} text corpus into {corpus}")
-        build_text_corpus(corpus, preset=data_cfg["preset"], overwrite=Path(corpus).exists())
+        build_text_corpus(
+            corpus, preset=data_cfg["preset"], overwrite=folder.exists(), what="data.corpus"
+        )
     return load_text_corpus(data_cfg)
 
 
@@ -448,6 +461,8 @@ class AdversarialObjective(nn.Module):
         gumbel_tau: The relaxation's temperature (Gumbel-softmax).
         adversary_weight: Weight of the discriminator's rewards or loss (0: none).
         reward_form: ``centered`` or ``log`` (:meth:`PrefixDiscriminator.token_rewards`).
+        no_repeat_ngram: ``n > 0``: samples and the greedy baseline never repeat an n-gram
+            (:meth:`PointerGenerator.sample`); 0: unconstrained.
     """
 
     def __init__(
@@ -463,6 +478,7 @@ class AdversarialObjective(nn.Module):
         gumbel_tau: float = 1.0,
         adversary_weight: float,
         reward_form: str = "centered",
+        no_repeat_ngram: int = 0,
     ) -> None:
         super().__init__()
         if estimator not in ESTIMATORS:
@@ -473,6 +489,7 @@ class AdversarialObjective(nn.Module):
         self.temperature, self.entropy_weight = temperature, entropy_weight
         self.gumbel_tau = gumbel_tau
         self.adversary_weight, self.reward_form = adversary_weight, reward_form
+        self.no_repeat_ngram = no_repeat_ngram
 
     def forward(
         self, src: ExtendedBatch, article: torch.Tensor, real: Summaries
@@ -503,9 +520,10 @@ class AdversarialObjective(nn.Module):
         self, src: ExtendedBatch, article: torch.Tensor
     ) -> tuple[Sampled, dict[str, torch.Tensor], dict[str, float]]:
         gen, rec, disc = (self.models[name] for name in MODELS)
-        sample = gen.sample(src, max_words=self.max_words, temperature=self.temperature)
+        limits = {"max_words": self.max_words, "no_repeat_ngram": self.no_repeat_ngram}
+        sample = gen.sample(src, temperature=self.temperature, **limits)
         gen.eval()
-        greedy = gen.greedy(src, max_words=self.max_words)
+        greedy = gen.greedy(src, **limits)
         gen.train()
 
         # rewards: per-word reconstruction log-likelihood, discriminator per-word rewards
@@ -552,7 +570,9 @@ class AdversarialObjective(nn.Module):
         self, src: ExtendedBatch, article: torch.Tensor
     ) -> tuple[Sampled, dict[str, torch.Tensor], dict[str, float]]:
         gen, rec, disc = (self.models[name] for name in MODELS)
-        sample = gen.gumbel_sample(src, max_words=self.max_words, tau=self.gumbel_tau)
+        sample = gen.gumbel_sample(
+            src, max_words=self.max_words, tau=self.gumbel_tau, no_repeat_ngram=self.no_repeat_ngram
+        )
         # the reconstructor reads the one-hots: its loss trains it and, through them, the writer
         losses = {
             "reconstructor": self.reward.reconstruction_weight
@@ -612,6 +632,7 @@ def train(
         gumbel_tau=t["gumbel_tau"],
         adversary_weight=a["weight"],
         reward_form=a["reward_form"],
+        no_repeat_ngram=t["no_repeat_ngram"],
     )
     resumed = run.resume(model=models, optimizer=optimizer)
     step = resumed.step if resumed else 0
@@ -656,6 +677,7 @@ def train(
             tok,
             max_article_words=cfg["data"]["max_article_words"],
             max_words=cfg["eval"]["max_words"],
+            no_repeat_ngram=cfg["eval"]["no_repeat_ngram"],
         )
     return {
         "steps": step,
@@ -700,7 +722,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """The model, the warm start and the lead baselines on the pairs of ``eval.split`` (the
     test pairs for the report; the validation pairs while choosing settings), all scored by
-    :func:`seqae.text.evaluation.evaluate_summaries`; writes ``eval_table.md``."""
+    :func:`seqae.text.evaluation.evaluate_summaries`; writes ``eval_table.md``. The writers'
+    greedy summaries repeat no ``eval.no_repeat_ngram``-gram (0: unconstrained)."""
     e = cfg["eval"]
     pairs = corpus.test if e["split"] == "test" else corpus.valid
     if not pairs:
@@ -711,7 +734,13 @@ def evaluate(
     def greedy(folder: Path) -> list[str]:
         gen = PointerGenerator.from_pretrained(folder).to(device).eval()
         summarizer = Summarizer(gen, tok, **limits)
-        return summarize_texts(summarizer, articles, **limits, batch_size=e["batch_size"])[0]
+        return summarize_texts(
+            summarizer,
+            articles,
+            **limits,
+            batch_size=e["batch_size"],
+            no_repeat_ngram=e["no_repeat_ngram"],
+        )[0]
 
     systems = {
         "model": greedy(run.dir / "models" / "generator"),
@@ -762,6 +791,12 @@ def run_summary_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
         barrier()  # rank 0 builds the corpus when it is missing; the others read it after
         if not ctx.is_main:
             corpus = load_text_corpus(cfg["data"])
+        split = cfg["eval"]["split"]
+        if not (corpus.test if split == "test" else corpus.valid):  # before any training
+            raise ConfigError(
+                f"summary_ae: the corpus has no {split} pairs to evaluate on (eval.split={split}"
+                f"; with your own files: data.{split}_pairs)"
+            )
         source = warm_start_source(cfg)
 
         def made(name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -11,16 +11,20 @@ overlay of the recipe's own ``summary_ae.yaml`` that changes only the data (``da
 null`` and the four ``data.*`` files) and the run folder. It is needed because ``seqae run``
 refuses ``data.corpus=null`` on the command line (``summary_ae.yaml`` gives the key a value and
 the recipe's ``NULLABLE_KEYS`` does not list it), while an overlay may set a key to null. The
-last line printed is the command that trains on the corpus.
+last line printed is the command that trains on the corpus (shell-quoted). Every path in the
+config is a quoted YAML string, so it reads back exactly as given.
 
-Bad input (no pages, a used ``--out`` without ``--overwrite``, an output that is a page) gets
-one line and exit status 2.
+Bad input (no pages, too few usable pages for every part, a used ``--out`` without
+``--overwrite``, an output that is a page, an empty ``--out`` or ``--run-dir``, a section
+outside ``MAN_SECTIONS``) gets one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,25 @@ DATA_KEYS = {
 }
 
 
+def _yaml_string(value: object) -> str:
+    """``value`` as a double-quoted YAML scalar (JSON's string syntax is YAML's)."""
+    return json.dumps(str(value))
+
+
+def _path_argument(value: str) -> str:
+    """An argparse ``type``: a path that is not empty and holds no line break."""
+    if not value:
+        raise argparse.ArgumentTypeError("empty; expected a folder path")
+    if "\n" in value or "\r" in value:
+        raise argparse.ArgumentTypeError(f"{value!r} holds a line break; expected a folder path")
+    return value
+
+
+def train_command(run_config: Path) -> str:
+    """The shell command that trains on the corpus, its path quoted for the shell."""
+    return f"seqae run {RECIPE} --config {shlex.quote(str(run_config))}"
+
+
 def run_config_text(out: Path, run_dir: str) -> str:
     """The overlay of ``recipes/configs/summary_ae.yaml`` that trains on the corpus in ``out``.
 
@@ -48,6 +71,9 @@ def run_config_text(out: Path, run_dir: str) -> str:
         out: The corpus folder, as the user named it (its files are named the same way, so
             relative paths are relative to the folder ``seqae run`` is started from).
         run_dir: The run's ``output_dir``.
+
+    Every path is written as a quoted YAML string, so spaces, ``#``, ``: `` and an empty
+    name read back exactly.
     """
     base = recipes_dir() / "configs" / f"{RECIPE}.yaml"
     try:
@@ -55,14 +81,17 @@ def run_config_text(out: Path, run_dir: str) -> str:
     except ValueError:  # another drive
         base_name = str(base.resolve())
     lines = [
-        f"# seqae run {RECIPE} --config {out / RUN_CONFIG}",
+        f"# {train_command(out / RUN_CONFIG)}",
         "# The man-page corpus (scripts/man_corpus.py) as a user's files; every other setting",
         f"# is {RECIPE}.yaml's (none was tuned on this corpus).",
-        f"base: {base_name}",
-        f"output_dir: {run_dir}",
+        f"base: {_yaml_string(base_name)}",
+        f"output_dir: {_yaml_string(run_dir)}",
         "data:",
         "  corpus: null",
-        *(f"  {key}: {out / MAN_CORPUS_FILES[part]}" for key, part in DATA_KEYS.items()),
+        *(
+            f"  {key}: {_yaml_string(out / MAN_CORPUS_FILES[part])}"
+            for key, part in DATA_KEYS.items()
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -88,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="man_corpus.py", description=__doc__.splitlines()[0] if __doc__ else None
     )
-    parser.add_argument("--out", required=True, help="output folder of the corpus")
+    parser.add_argument(
+        "--out", required=True, type=_path_argument, help="output folder of the corpus"
+    )
     parser.add_argument(
         "--root",
         action="append",
@@ -99,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         "--section",
         action="append",
         type=int,
+        choices=MAN_SECTIONS,
         metavar="N",
         help=f"a section to read (repeat; default {' '.join(map(str, MAN_SECTIONS))})",
     )
     parser.add_argument(
         "--run-dir",
         default="runs/summary_ae_man",
+        type=_path_argument,
         help="output_dir of the summary_ae run in the written config (default %(default)s)",
     )
     parser.add_argument(
@@ -125,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     atomic_write_text(run_config, run_config_text(out, args.run_dir))
-    print(report(info, f"seqae run {RECIPE} --config {run_config}"))
+    print(report(info, train_command(run_config)))
     return 0
 
 

@@ -6,6 +6,7 @@
 A recipe is a script ``recipes/NAME.py`` with a ``main(cfg: dict)`` function; its configs are
 ``recipes/configs/*.yaml``, the default being ``NAME.yaml``. ``key=value`` overrides use dotted
 keys (``train.lr=3e-4``); a key the config does not have is rejected with the list of valid keys.
+A ``--config`` file is checked against the recipe's default config by the same rules.
 Plugins add subcommands by registering a ``cli`` component: a function ``add_parser(subparsers)``
 that adds a parser whose ``func`` default takes the parsed arguments.
 
@@ -33,6 +34,7 @@ __all__ = [
     "find_recipe",
     "find_config",
     "load_recipe",
+    "recipe_config",
     "run_recipe",
     "int_at_least",
 ]
@@ -116,23 +118,56 @@ def load_recipe(path: Path) -> ModuleType:
     return module
 
 
-def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[str] = ()) -> Any:
-    """Load a recipe and its config, apply ``key=value`` overrides, and call ``main(cfg)``.
+def recipe_config(
+    recipe: str, *, config: str | None = None, overrides: Sequence[str] = ()
+) -> tuple[ModuleType, dict[str, Any]]:
+    """A recipe's module and the config ``seqae run`` gives its ``main``.
 
-    Under torchrun the process group the recipe started is destroyed when it returns (after
-    a barrier), so every rank exits cleanly.
+    The config file (``--config``, else the recipe's default ``recipes/configs/RECIPE.yaml``)
+    is checked against the default config with the rules of the ``key=value`` overrides (same
+    keys, same types, null only where the default is null or the recipe's ``NULLABLE_KEYS``
+    names the key); then the overrides are applied.
+
+    Args:
+        recipe: A recipe name or the path to a recipe script.
+        config: ``--config``: a config name or a YAML path; None for the default.
+        overrides: ``key=value`` strings.
+
+    Raises:
+        UsageError: The recipe or config cannot be found.
+        ConfigError: One line naming the file or the override, the key and what was expected.
     """
-    from seqae.config import apply_overrides, load_config, parse_overrides
+    from seqae.config import ConfigError, apply_overrides, check_config, load_config
 
     script = find_recipe(recipe)
     cfg_path = find_config(str(script), config)
     module = load_recipe(script)
-    cfg = apply_overrides(
-        load_config(cfg_path),
-        parse_overrides(list(overrides)),
-        extra_keys=RUN_KEYS,
-        nullable=getattr(module, "NULLABLE_KEYS", ()),
-    )
+    nullable = tuple(getattr(module, "NULLABLE_KEYS", ()))
+    cfg = load_config(cfg_path)
+    default = recipes_dir() / "configs" / f"{script.stem}.yaml"
+    if default.is_file() and default.resolve() != cfg_path.resolve():
+        try:
+            cfg = check_config(
+                cfg,
+                load_config(default),
+                extra_keys=RUN_KEYS,
+                nullable=nullable,
+                schema_name=f"the default config {default.name}",
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"config file {cfg_path}: {exc}") from None
+    cfg = apply_overrides(cfg, list(overrides), extra_keys=RUN_KEYS, nullable=nullable)
+    return module, cfg
+
+
+def run_recipe(recipe: str, *, config: str | None = None, overrides: Sequence[str] = ()) -> Any:
+    """Load a recipe and its config (:func:`recipe_config`), apply ``key=value`` overrides,
+    and call ``main(cfg)``.
+
+    Under torchrun the process group the recipe started is destroyed when it returns (after
+    a barrier), so every rank exits cleanly.
+    """
+    module, cfg = recipe_config(recipe, config=config, overrides=overrides)
     from seqae.training.distributed import cleanup
 
     result = module.main(cfg)
@@ -235,10 +270,15 @@ def _main(argv: Sequence[str] | None) -> int:
     # positional matching cannot take after an option: collect those leftovers here.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if getattr(args, "command", None) != "run" or any(
-            "=" not in e or e.startswith("-") for e in extra
-        ):
+        if getattr(args, "command", None) != "run":
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        bad = [e for e in extra if "=" not in e or e.startswith("-")]
+        if bad:  # name only those: the key=value overrides beside them are fine
+            raise UsageError(
+                f"run: unrecognized arguments: {' '.join(bad)}; "
+                "seqae run takes --config NAME and overrides that look like key=value "
+                "(e.g. train.lr=1e-3)"
+            )
         args.overrides = [*args.overrides, *extra]
     return int(args.func(args) or 0)
 

@@ -22,6 +22,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "load_run_config",
     "parse_overrides",
     "apply_overrides",
+    "check_config",
     "save_config",
     "config_keys",
 ]
@@ -59,6 +61,15 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123
 
 def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: where (line, column) and what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["error"])[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}{f' ({context})' if context else ''}".split())
 
 
 BASE_KEY = "base"
@@ -113,9 +124,16 @@ def _load_config(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
     if not base_path.is_file():
         raise ConfigError(f"config file {path}: its base {base!r} ({base_path}) does not exist")
     parent = _load_config(base_path, seen=(*seen, path.resolve()))
+    # an overlay may turn a setting off: null where its base gives a value (a recipe's run
+    # then checks the result against its default config and NULLABLE_KEYS)
+    rules = _Rules(
+        root=parent, nullable=tuple(_null_keys(data)), label="", schema=f"{base_path.name}'s"
+    )
+    result = copy.deepcopy(parent)
     try:
-        # an overlay may turn a setting off: null where its base gives a value
-        return apply_overrides(parent, data, nullable=_null_keys(data))
+        for key, value in data.items():
+            _set(result, str(key), value, rules)
+        return result
     except ConfigError as exc:
         raise ConfigError(f"config file {path} (an overlay of {base_path.name}): {exc}") from None
 
@@ -141,7 +159,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         data = _yaml_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if data is None:
         raise ConfigError(f"config file {path} is empty; it must contain a YAML mapping")
     if not isinstance(data, dict):
@@ -157,7 +175,13 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 
     Values are YAML scalars/flow collections; ``key=`` gives None. Later duplicates win.
     """
+    return _parse_overrides(items)[0]
+
+
+def _parse_overrides(items: Iterable[str]) -> tuple[dict[str, Any], frozenset[str]]:
+    """:func:`parse_overrides`, and the keys written ``key=`` (no value, as against ``null``)."""
     parsed: dict[str, Any] = {}
+    empty: set[str] = set()
     for item in items:
         if not isinstance(item, str) or "=" not in item:
             raise ConfigError(f"override {item!r} must look like key=value (e.g. optim.lr=1e-3)")
@@ -168,8 +192,14 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         try:
             parsed[key] = _yaml_load(raw) if raw.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
-    return parsed
+            raise ConfigError(
+                f"override {item!r}: value is not valid YAML ({_yaml_problem(exc)})"
+            ) from None
+        if raw.strip():
+            empty.discard(key)
+        else:
+            empty.add(key)
+    return parsed, frozenset(empty)
 
 
 def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -187,14 +217,59 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _coerce(key: str, default: Any, value: Any, *, nullable: bool = False) -> Any:
+def _expected(default: Any) -> str:
+    """What a value must be to replace ``default``, in words."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, list):
+        return "a list"
+    if isinstance(default, Mapping):
+        return "a mapping"
+    return f"a {type(default).__name__}"
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """How values are checked against a schema, and how a refusal is worded.
+
+    Attributes:
+        root: The schema (listed in an unknown key's message).
+        allowed: Keys that may be set though the schema lacks them.
+        nullable: Keys that may be null though the schema gives them a value.
+        empty: Keys written ``key=`` on the command line (said to be empty, not null).
+        label: What a value is called in messages (``"override "`` or nothing).
+        schema: Whose value the expected type comes from (``"the config's"``).
+    """
+
+    root: Mapping[str, Any]
+    allowed: tuple[str, ...] = ()
+    nullable: tuple[str, ...] = ()
+    empty: frozenset[str] = frozenset()
+    label: str = "override "
+    schema: str = "the config's"
+
+
+def _coerce(key: str, default: Any, value: Any, rules: _Rules) -> Any:
     """Check ``value`` against the type of ``default``; return the value to store."""
-    if default is None or (value is None and nullable):  # a null default takes anything
+    if default is None or (
+        value is None and key in rules.nullable
+    ):  # a null default takes anything
         return value
     if value is None:
+        if key in rules.empty:
+            raise ConfigError(
+                f"{rules.label}{key}= is empty (null), but {rules.schema} value {default!r} has "
+                f"type {_type_name(default)}; give a value"
+            )
         raise ConfigError(
-            f"override {key}= is empty (null), but the config's value {default!r} has type "
-            f"{_type_name(default)}; give a value"
+            f"{key} cannot be null; expected {_expected(default)} ({rules.schema} value is "
+            f"{default!r})"
         )
     if isinstance(default, bool) or isinstance(value, bool):
         if isinstance(default, bool) and isinstance(value, bool):
@@ -204,12 +279,12 @@ def _coerce(key: str, default: Any, value: Any, *, nullable: bool = False) -> An
     elif isinstance(default, int) and isinstance(value, int | float):
         if isinstance(value, float) and not value.is_integer():
             raise ConfigError(
-                f"override {key}={value!r} must be a whole number (the config's value is "
+                f"{rules.label}{key}={value!r} must be a whole number ({rules.schema} value is "
                 f"{default!r})"
             )
         return int(value)
     elif isinstance(default, list) and isinstance(value, list):
-        return _coerce_list(key, default, value)
+        return _coerce_list(key, default, value, rules)
     elif (
         isinstance(default, Mapping)
         and isinstance(value, Mapping)  # merged key by key by the caller
@@ -218,12 +293,12 @@ def _coerce(key: str, default: Any, value: Any, *, nullable: bool = False) -> An
         return value
     hint = " (quote it, e.g. key='123', to pass a string)" if isinstance(default, str) else ""
     raise ConfigError(
-        f"override {key}={value!r} has type {_type_name(value)}, but the config's value "
+        f"{rules.label}{key}={value!r} has type {_type_name(value)}, but {rules.schema} value "
         f"{default!r} has type {_type_name(default)}{hint}"
     )
 
 
-def _coerce_list(key: str, default: list[Any], value: list[Any]) -> list[Any]:
+def _coerce_list(key: str, default: list[Any], value: list[Any], rules: _Rules) -> list[Any]:
     """A list keeps the element type of its default when the default has one (all ints, all
     floats, all strings): ``model.hidden=[32,abc]`` is refused, ``[32, 64]`` kept."""
     kinds = {type(v) for v in default}
@@ -235,11 +310,11 @@ def _coerce_list(key: str, default: list[Any], value: list[Any]) -> list[Any]:
     out = []
     for item in value:
         try:
-            out.append(_coerce(f"{key}[]", kind(), item) if item is not None else item)
+            out.append(_coerce(f"{key}[]", kind(), item, rules) if item is not None else item)
         except ConfigError:
             raise ConfigError(
-                f"override {key}={value!r}: element {item!r} has type {_type_name(item)}, but "
-                f"the config's list {default!r} holds {kind.__name__} values"
+                f"{rules.label}{key}={value!r}: element {item!r} has type {_type_name(item)}, "
+                f"but {rules.schema} list {default!r} holds {kind.__name__} values"
             ) from None
     return out
 
@@ -278,29 +353,77 @@ def apply_overrides(
             whose default is null or that ``nullable`` names; a mapping override is merged key
             by key with the same checks.
     """
+    empty: frozenset[str] = frozenset()
     if not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    allowed = tuple(extra_keys)
-    nulls = tuple(nullable)
+        overrides, empty = _parse_overrides(overrides)
+    rules = _Rules(root=cfg, allowed=tuple(extra_keys), nullable=tuple(nullable), empty=empty)
     result = copy.deepcopy(dict(cfg))
     for dotted, value in overrides.items():
-        _set(result, dotted, value, root=cfg, allowed=allowed, nullable=nulls)
+        _set(result, dotted, value, rules)
     return result
+
+
+def check_config(
+    cfg: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    *,
+    extra_keys: Iterable[str] = (),
+    nullable: Iterable[str] = (),
+    schema_name: str = "the default config",
+) -> dict[str, Any]:
+    """Check a whole config (a file a user gives a recipe) against the recipe's default config,
+    with the rules of :func:`apply_overrides`, and return it with the same coercions (an int
+    for a float key is stored as a float).
+
+    Args:
+        cfg: The loaded config (overlays resolved).
+        schema: The recipe's default config: its keys and value types.
+        extra_keys: Keys ``cfg`` may have though ``schema`` lacks them (see
+            :func:`apply_overrides`).
+        nullable: Keys that may be null though ``schema`` gives them a value.
+        schema_name: What the schema is called in messages (e.g. ``"vae_digits.yaml"``).
+
+    Raises:
+        ConfigError: One line: a key ``schema`` lacks, a value of another type, a null where
+            none is allowed, or a key (a whole section too) of ``schema`` that ``cfg`` lacks.
+    """
+    rules = _Rules(
+        root=schema,
+        allowed=tuple(extra_keys),
+        nullable=tuple(nullable),
+        label="",
+        schema=f"{schema_name}'s",
+    )
+    result = copy.deepcopy(dict(schema))
+    for key, value in cfg.items():
+        _set(result, str(key), value, rules)
+    missing = _missing_keys(schema, cfg)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise ConfigError(
+            f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing[:5])}{more}, "
+            f"which {schema_name} has; add {'them' if len(missing) > 1 else 'it'}, or start "
+            f"the file with `base: <a config>` to state only what differs"
+        )
+    return result
+
+
+def _missing_keys(schema: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of ``schema`` that ``cfg`` lacks (a missing section is one key)."""
+    missing: list[str] = []
+    for key, default in schema.items():
+        if key not in cfg:
+            missing.append(f"{prefix}{key}")
+        elif isinstance(default, Mapping) and isinstance(cfg[key], Mapping):
+            missing.extend(_missing_keys(default, cfg[key], f"{prefix}{key}."))
+    return missing
 
 
 def _is_extra(dotted: str, allowed: Sequence[str]) -> bool:
     return any(dotted == k or dotted.startswith(k + ".") for k in allowed)
 
 
-def _set(
-    target: dict[str, Any],
-    dotted: str,
-    value: Any,
-    *,
-    root: Mapping[str, Any],
-    allowed: Sequence[str],
-    nullable: Sequence[str] = (),
-) -> None:
+def _set(target: dict[str, Any], dotted: str, value: Any, rules: _Rules) -> None:
     *parents, leaf = dotted.split(".")
     node: Any = target
     for depth, part in enumerate([*parents, leaf]):
@@ -310,25 +433,18 @@ def _set(
                 f"{_type_name(node)}, not a mapping"
             )
         if part not in node:
-            if not _is_extra(dotted, allowed):
-                raise _unknown_key_error(dotted, root, allowed)
+            if not _is_extra(dotted, rules.allowed):
+                raise _unknown_key_error(dotted, rules.root, rules.allowed)
             if depth == len(parents):
                 node[part] = copy.deepcopy(value)  # an allowed extra key: not type-checked
                 return
             node[part] = {}
         elif depth == len(parents):
             current = node[part]
-            checked = _coerce(dotted, current, value, nullable=dotted in nullable)
+            checked = _coerce(dotted, current, value, rules)
             if isinstance(current, Mapping) and isinstance(checked, Mapping):
                 for sub_key, sub_value in checked.items():
-                    _set(
-                        target,
-                        f"{dotted}.{sub_key}",
-                        sub_value,
-                        root=root,
-                        allowed=allowed,
-                        nullable=nullable,
-                    )
+                    _set(target, f"{dotted}.{sub_key}", sub_value, rules)
             else:
                 node[part] = copy.deepcopy(checked)
             return

@@ -24,6 +24,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     late: the modules that define them import torch)."""
     from seqae.config import ConfigError
     from seqae.core.saving import SavedModelError
-    from seqae.files import OutputOverwritesInputError
+    from seqae.files import OutputNotRegularFileError, OutputOverwritesInputError
 
-    return (UsageError, ConfigError, SavedModelError, OutputOverwritesInputError)
+    return (
+        UsageError,
+        ConfigError,
+        SavedModelError,
+        OutputOverwritesInputError,
+        OutputNotRegularFileError,
+    )

@@ -3,6 +3,10 @@
 Every writer here follows one pattern: write a temporary file in the destination's folder,
 flush and fsync it, then ``os.replace`` it over the final name (atomic on POSIX and Windows), so
 a crash or kill at any moment leaves either the old file or the new one, never a torn one.
+A path that is a symbolic link is written through: the temporary file goes beside the link's
+resolved target and replaces the target, so the link stays a link
+(:func:`resolve_output`). An existing path that is not a regular file (a FIFO, a device, a
+socket, a folder) is refused with :class:`OutputNotRegularFileError` rather than replaced.
 
 :func:`refuse_overwriting_inputs` is the guard a command runs before it writes: an output path
 that names one of its inputs (the same file, also through a link) is refused, so no command can
@@ -18,6 +22,7 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +37,8 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "save_safetensors_atomic",
+    "OutputNotRegularFileError",
+    "resolve_output",
     "OutputOverwritesInputError",
     "refuse_overwriting_inputs",
     "same_file",
@@ -54,30 +61,76 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class OutputNotRegularFileError(ValueError):
+    """An output path names something other than a regular file (a FIFO, a device, a socket,
+    a folder, a symbolic link loop); writing a file over it would replace it."""
+
+
+def _file_kind(mode: int) -> str:
+    """What a ``st_mode`` names, for messages (``"a FIFO"``)."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link that does not resolve (a loop)"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def resolve_output(path: str | os.PathLike[str]) -> Path:
+    """The file a write to ``path`` replaces: ``path`` itself, or for a symbolic link (also a
+    chain of them, or a dangling one) its resolved target, so the link stays a link.
+
+    Args:
+        path: The output path.
+
+    Raises:
+        OutputNotRegularFileError: The path (or the link's target) exists and is not a regular
+            file: writing would replace a FIFO, a device, a socket or a folder.
+    """
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = os.lstat(target).st_mode
+    except OSError:
+        return target  # missing (a new file), or the write itself reports what is wrong
+    if not stat.S_ISREG(mode):
+        shown = str(path) if target == path else f"{path} (a link to {target})"
+        raise OutputNotRegularFileError(
+            f"{shown} is {_file_kind(mode)}; expected a regular file to write (or a new path)"
+        )
+    return target
+
+
 def _atomic_write(
     path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, sync_dir: bool = True
 ) -> Path:
     """Call ``write(file)`` on a temp file next to ``path`` and move it into place.
 
     ``sync_dir=False`` leaves the rename to be persisted by a later write into the same
-    directory that syncs it (several files written together need one directory sync)."""
+    directory that syncs it (several files written together need one directory sync).
+    A symbolic link is written through and a path that is not a regular file refused
+    (:func:`resolve_output`); a missing parent folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    target = resolve_output(path)
     # O_EXCL on a random name: no collisions; mode 0o666 & ~umask, like a plain open().
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp = target.parent / f"{TMP_PREFIX}{target.name}.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     if sync_dir:
-        _fsync_dir(path.parent)
+        _fsync_dir(target.parent)
     return path
 
 

@@ -114,3 +114,99 @@ def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path) -> None:
     finally:
         first.kill()
         first.wait()
+
+
+def _main_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """main() in this process: exit status 2 and one line on stderr."""
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqae: error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "text", "message"),
+    [
+        ("summary_ae", "base: {configs}/summary_ae\noutput_dir: null\n",
+         "output_dir cannot be null; expected a string"),
+        ("summary_ae", "base: {configs}/summary_ae\ntrain:\n  steps: null\n",
+         "train.steps cannot be null; expected an integer"),
+        ("summary_ppo", "base: {configs}/summary_ppo\nppo:\n  lr: null\n",
+         "ppo.lr cannot be null; expected a number"),
+        ("summary_ae", "{full}", "missing key eval, which the default config summary_ae.yaml"),
+        ("summary_ae", "{full}eval:\n  split: test\n", "missing keys eval.max_words, "),
+        ("summary_ae", "{full}eval: {{}}\nbogus: 1\n", "unknown config key 'bogus'"),
+    ],
+)  # fmt: skip
+def test_a_config_file_is_checked_like_overrides(
+    recipe: str, text: str, message: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seqae.cli import recipes_dir
+
+    configs = recipes_dir() / "configs"
+    # the default config up to its eval section: a full config without `eval:`
+    full = (configs / "summary_ae.yaml").read_text().split("\neval:")[0] + "\n"
+    path = tmp_path / "mine.yaml"
+    path.write_text(text.format(configs=configs, full=full))
+    out = tmp_path / "run"
+    argv = ["run", recipe, "--config", str(path), f"output_dir={out}"]
+    line = _main_one_line_exit_2(argv, capsys)
+    assert f"config file {path}: " in line and message in line
+    assert not out.exists()
+
+
+def test_a_config_file_value_of_the_wrong_type_is_refused(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seqae.cli import recipes_dir
+
+    text = (recipes_dir() / "configs" / "summary_ae.yaml").read_text()
+    assert "\n  steps: 1500" in text
+    path = tmp_path / "mine.yaml"
+    path.write_text(text.replace("\n  steps: 1500", "\n  steps: abc", 1))
+    line = _main_one_line_exit_2(["run", "summary_ae", "--config", str(path)], capsys)
+    assert "train.steps='abc' has type str, but the default config summary_ae.yaml's" in line
+
+
+def test_an_invalid_yaml_config_is_one_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("seed: 0\ntrain:\n  steps: [1, 2\n  lr: 3\n")
+    line = _main_one_line_exit_2(["run", "summary_ae", "--config", str(path)], capsys)
+    assert f"config file {path} is not valid YAML: line 4, column 5: expected ','" in line
+
+
+def test_a_stray_word_is_named_alone(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "summary_ae", "--config", "summary_ae_tiny", f"output_dir={tmp_path}", "train"]
+    line = _main_one_line_exit_2(argv, capsys)
+    assert "unrecognized arguments: train;" in line and "key=value" in line
+    assert "output_dir" not in line
+
+
+def test_a_null_override_says_the_key_cannot_be_null(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "summary_ae", "--config", "summary_ae_tiny", "train.steps=null"]
+    line = _main_one_line_exit_2(argv, capsys)
+    assert "train.steps cannot be null; expected an integer" in line
+
+
+def _shipped_configs() -> list[tuple[str, str]]:
+    import re
+
+    from seqae.cli import available_configs, recipes_dir
+
+    pairs = []
+    for name in available_configs():
+        first = (recipes_dir() / "configs" / f"{name}.yaml").read_text().splitlines()[0]
+        match = re.fullmatch(r"# seqae run (\w+)(?: --config \w+)?", first)
+        assert match, f"{name}.yaml: first line {first!r}"
+        pairs.append((match.group(1), name))
+    return pairs
+
+
+@pytest.mark.parametrize(("recipe", "config"), _shipped_configs())
+def test_every_shipped_config_loads_as_seqae_run_loads_it(recipe: str, config: str) -> None:
+    from seqae.cli import recipe_config, recipes_dir
+    from seqae.config import config_keys, load_config
+
+    _, cfg = recipe_config(recipe, config=config)  # what `seqae run` hands main()
+    default = load_config(recipes_dir() / "configs" / f"{recipe}.yaml")
+    assert "base" not in cfg and set(config_keys(default)) <= set(config_keys(cfg))

@@ -11,7 +11,7 @@ subclass, so ``seqae`` prints one line and exits 2).
 
 A command that turns input lines into output lines (``seqae summarize``, ``seqae parse``)::
 
-    check_output(args.out, args.input)       # before any work: not an input, not a folder
+    check_output(args.out, args.input)       # before any work: not an input, not a folder, ...
     lines, name = read_input_lines(args.input, expected="a text file, one sentence a line")
     write_output_lines(args.out, out_lines)  # each line ended by "\\n"; a file atomically
 """
@@ -109,19 +109,42 @@ def read_input_lines(source: str, *, expected: str) -> tuple[list[str], str]:
     """
     if source == STDIO:
         buffer = getattr(sys.stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
+        try:
+            data = buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"--input {STDIN_NAME}: cannot read it ({_os_reason(exc)}); expected {expected}"
+            ) from None
         return decode_utf8_lines(data, where=f"--input {STDIN_NAME}"), STDIN_NAME
     path = Path(source)
     if not path.exists():
         raise UsageError(f"--input {path}: no such file; expected {expected}")
     if path.is_dir():
         raise UsageError(f"--input {path} is a folder; expected {expected}")
-    return decode_utf8_lines(path.read_bytes(), where=f"--input {path}"), str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(
+            f"--input {path}: cannot read it ({_os_reason(exc)}); expected {expected}"
+        ) from None
+    return decode_utf8_lines(data, where=f"--input {path}"), str(path)
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OS error for a message: its text (``"Permission denied"``), else the exception."""
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def check_output(out: str, source: str) -> None:
     """Refuse a command's ``--out`` before any work: the ``--input`` file itself (also through
-    a link), or a folder. :data:`STDIO` (standard output) is always fine.
+    a link), a folder, something else that is not a regular file (a FIFO, a device, a socket:
+    writing would replace it), or a path whose folder is missing or is a file.
+    :data:`STDIO` (standard output) is always fine.
+
+    A missing folder is refused rather than created: a typo in ``--out`` should not leave new
+    folders behind, and no line command needs it (``mkdir -p`` first). An ``--out`` that is a
+    symbolic link is fine: the write goes through it to its target
+    (:func:`seqae.files.resolve_output`).
 
     Args:
         out: The ``--out`` value.
@@ -129,31 +152,57 @@ def check_output(out: str, source: str) -> None:
 
     Raises:
         seqae.files.OutputOverwritesInputError: ``out`` is the input file.
-        UsageError: ``out`` is a folder.
+        UsageError: ``out`` is a folder, not a regular file, or not in an existing folder.
     """
     if out == STDIO:
         return
-    if source != STDIO:
-        from seqae.files import refuse_overwriting_inputs
+    from seqae.files import OutputNotRegularFileError, refuse_overwriting_inputs, resolve_output
 
+    if source != STDIO:
         refuse_overwriting_inputs(out, [source], what="--out")
-    if Path(out).is_dir():
+    path = Path(out)
+    if path.is_dir():
         raise UsageError(f"--out {out} is a folder; expected a file path or -")
+    try:
+        target = resolve_output(path)
+    except OutputNotRegularFileError as exc:
+        raise UsageError(f"--out {exc}") from None
+    folder = target.parent
+    if not folder.exists():
+        raise UsageError(
+            f"--out {out}: no folder {folder}; expected a file in an existing folder (create it "
+            "first) or -"
+        )
+    if not folder.is_dir():
+        raise UsageError(
+            f"--out {out}: {folder} is a file, not a folder; expected a file in an existing "
+            "folder or -"
+        )
 
 
 def write_output_lines(out: str, lines: Iterable[str]) -> None:
     """Write ``lines``, each ended by a newline, to a command's ``--out``: standard output
-    (:data:`STDIO`, flushed) or a file, written atomically (:func:`seqae.files.atomic_write_text`).
+    (:data:`STDIO`, flushed) or a file, written atomically (:func:`seqae.files.atomic_write_text`,
+    through a symbolic link to its target).
 
     Args:
         out: The ``--out`` value.
         lines: The output lines (without their newlines).
+
+    Raises:
+        UsageError: The file cannot be written (one line naming ``--out`` and the OS error,
+            such as a folder without write permission); nothing is left behind.
     """
     text = "".join(f"{line}\n" for line in lines)
     if out == STDIO:
         sys.stdout.write(text)
         sys.stdout.flush()
-    else:
-        from seqae.files import atomic_write_text
+        return
+    from seqae.files import OutputNotRegularFileError, atomic_write_text
 
+    try:
         atomic_write_text(out, text)
+    except OutputNotRegularFileError as exc:
+        raise UsageError(f"--out {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write it ({_os_reason(exc)})") from None

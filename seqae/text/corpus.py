@@ -54,6 +54,10 @@ so no source package, and no package, contributes to two parts::
 Lines are in a fixed pseudo-random order (a hash of the package name), so the build is
 deterministic: the same index files give the same bytes. The ``tiny`` preset keeps the first
 few lines of each part (:data:`PRESETS`), for tests.
+
+A build that leaves a part with fewer than :data:`MIN_PART_PAIRS` pairs (index files without
+usable descriptions, a damaged file that reads as garbage) is refused before anything is
+written, so an existing corpus in the folder stays as it was.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -87,6 +91,7 @@ __all__ = [
     "FILTERS",
     "MAX_WORDS",
     "MIN_LETTER_FRACTION",
+    "MIN_PART_PAIRS",
     "MIN_SUMMARY_WORDS",
     "MIN_WORDS",
     "PRESETS",
@@ -102,6 +107,7 @@ __all__ = [
     "drop_duplicates",
     "find_index_files",
     "read_index_file",
+    "refuse_unfilled_parts",
     "split_of",
 ]
 
@@ -128,6 +134,8 @@ SPLIT_FRACTIONS: dict[str, float] = {
     "valid": 0.1,
     "test": 0.1,
 }
+#: Fewest pairs every part needs; a build leaving a part with fewer is refused.
+MIN_PART_PAIRS = 1
 #: Most lines kept per part; ``None``: all.
 PRESETS: dict[str, dict[str, int | None]] = {
     "full": dict.fromkeys(SPLIT_FRACTIONS),
@@ -151,7 +159,8 @@ _Pair = TypeVar("_Pair")
 
 
 class TextCorpusError(UsageError):
-    """The corpus cannot be built: no description files, unreadable files, a used --out."""
+    """The corpus cannot be built: no description files, unreadable files, too few usable
+    descriptions, a used output folder."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,10 @@ def _classify_sources(sources: Sequence[str | os.PathLike[str]]) -> IndexFiles:
     packages: list[Path] = []
     for source in sources:
         path = Path(source)
+        if path.is_dir():
+            raise TextCorpusError(
+                f"{path} is a directory, expected a Packages or Translation file (an apt index file)"
+            )
         if not path.is_file():
             raise TextCorpusError(f"{path}: no such file (expected an apt index file)")
         if "Translation-" in path.name:
@@ -510,10 +523,43 @@ def _file_record(path: Path, kind: str) -> dict[str, Any]:
     }
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if check_corpus_folder(out, overwrite=overwrite, error=TextCorpusError):
-        # without corpus.json a half-rewritten folder is not taken for a corpus
-        (out / "corpus.json").unlink(missing_ok=True)
+def _file_list(paths: Sequence[Path], shown: int = 4) -> str:
+    """``a, b, c`` (at most ``shown`` names, then how many more): the sources, on one line."""
+    names = [str(p) for p in paths[:shown]]
+    if len(paths) > shown:
+        names.append(f"{len(paths) - shown} more")
+    return ", ".join(names)
+
+
+def refuse_unfilled_parts(
+    sizes: Mapping[str, int],
+    *,
+    usable: int,
+    where: str,
+    noun: str,
+    error: Callable[[str], Exception],
+) -> None:
+    """Refuse a build that leaves a part with fewer than :data:`MIN_PART_PAIRS` pairs.
+
+    Args:
+        sizes: Pairs per part (the keys of :data:`SPLIT_FRACTIONS`).
+        usable: Usable pairs in all parts together.
+        where: What was read, for the message (file or folder names).
+        noun: What a pair is made from, plural (``"descriptions"``, ``"man pages"``).
+        error: The builder's exception class (a :class:`~seqae.errors.UsageError`).
+
+    Raises:
+        error: ``usable`` is 0, or a part has fewer than :data:`MIN_PART_PAIRS` pairs.
+    """
+    if usable == 0:
+        raise error(f"no usable {noun} found in {where}; nothing was written")
+    short = [part for part, n in sizes.items() if n < MIN_PART_PAIRS]
+    if short:
+        raise error(
+            f"too few usable {noun} in {where}: {usable} in all, fewer than {MIN_PART_PAIRS} "
+            f"for part {', '.join(short)}; expected enough for every part "
+            f"({', '.join(sizes)}); nothing was written"
+        )
 
 
 def build_text_corpus(
@@ -522,8 +568,11 @@ def build_text_corpus(
     preset: str = "full",
     sources: Sequence[str | os.PathLike[str]] | None = None,
     overwrite: bool = False,
+    what: str = "--out",
 ) -> CorpusInfo:
     """Build the article/summary corpus into folder ``out`` (layout in the module docstring).
+
+    Nothing in ``out`` changes when the build is refused.
 
     Args:
         out: The corpus folder; created if needed. It must be empty or absent unless
@@ -533,13 +582,18 @@ def build_text_corpus(
             and ``Packages`` files (told apart by name), compressed or not. ``None``: the files
             ``apt-get indextargets`` names (:func:`find_index_files`).
         overwrite: Replace the corpus files of a non-empty ``out`` (other files are left).
+        what: How error messages name ``out``: the option or config key it came from
+            (``"--out"``, ``"data.corpus"``).
 
     Returns:
         The sizes and the filter counts (:class:`CorpusInfo`).
 
     Raises:
-        TextCorpusError: No description files, an unreadable file, a used ``out``, an unknown
-            preset.
+        TextCorpusError: No description files, an unreadable file, a source that is a
+            folder, too few usable descriptions to give every part a pair
+            (:func:`refuse_unfilled_parts`), an ``out`` that is a file, a used ``out``
+            without ``overwrite``, an unknown preset.
+        seqae.files.OutputOverwritesInputError: A corpus file would replace a source.
     """
     start = time.perf_counter()
     if preset not in PRESETS:
@@ -549,13 +603,24 @@ def build_text_corpus(
     inputs = [*files.translations, *files.packages]
     outputs = [out / name for name in (*CORPUS_FILES.values(), "corpus.json")]
     for output in outputs:
-        refuse_overwriting_inputs(output, inputs)
-    _prepare_out(out, overwrite)
+        refuse_overwriting_inputs(output, inputs, what=what)
+    if out.exists() and not out.is_dir():
+        raise TextCorpusError(f"{what} {out} is a file; expected a folder for the corpus")
+    used = check_corpus_folder(out, overwrite=overwrite, error=TextCorpusError)
 
     pairs, n_descriptions, dropped = _collect_pairs(files)
     parts: dict[str, list[DescriptionPair]] = {part: [] for part in SPLIT_FRACTIONS}
     for pair in pairs:
         parts[split_of(pair.source)].append(pair)
+    refuse_unfilled_parts(
+        {part: len(members) for part, members in parts.items()},
+        usable=len(pairs),
+        where=_file_list(inputs),
+        noun="descriptions",
+        error=TextCorpusError,
+    )
+    if used:  # without corpus.json a half-rewritten folder is not taken for a corpus
+        (out / "corpus.json").unlink(missing_ok=True)
     for part, members in parts.items():
         members.sort(key=lambda p: (_hash01(b"order/", p.package), p.package))
         limit = PRESETS[preset][part]

@@ -48,7 +48,33 @@ from seqae.text.seq2seq import (
 )
 from seqae.text.tokenizer import ExtendedBatch
 
-__all__ = ["PointerGenerator", "Sampled", "Decoded"]
+__all__ = ["PointerGenerator", "Sampled", "Decoded", "repeated_ngram_ban"]
+
+
+def repeated_ngram_ban(history: Tensor, n: int, width: int) -> Tensor:
+    """Which next tokens would repeat an ``n``-gram that ``history`` already holds.
+
+    ``n = 1``: every token written so far; ``n = 2``: each token that once followed the last
+    token; and so on (the decoding constraint of Paulus et al. 2017, arXiv 1705.04304).
+
+    Args:
+        history: ``(B, t)`` the tokens written so far.
+        n: The n-gram size (>= 1).
+        width: The size of the (extended) vocabulary.
+
+    Returns:
+        ``(B, width)`` True where writing the token would repeat an ``n``-gram.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    b, t = history.shape
+    ban = torch.zeros(b, width, dtype=torch.bool, device=history.device)
+    rows = torch.arange(b, device=history.device)
+    tail = history[:, t - n + 1 :] if n > 1 else history[:, :0]  # the n-1 latest tokens
+    for j in range(t - n + 1):  # each earlier n-gram history[j : j + n]
+        same_start = (history[:, j : j + n - 1] == tail).all(dim=1)  # (B,)
+        ban[rows, history[:, j + n - 1]] |= same_start
+    return ban
 
 
 class Sampled(NamedTuple):
@@ -201,6 +227,14 @@ class PointerGenerator(SavedByConfig, nn.Module):
         )
         return probs, step.state, p_gen
 
+    def _banned(self, probs: Tensor, history: Tensor, n: int) -> Tensor:
+        """``probs (B, V')`` renormalised without the tokens that would repeat an ``n``-gram
+        of ``history (B, t)`` (:func:`repeated_ngram_ban`); ``</s>`` is never banned."""
+        ban = repeated_ngram_ban(history, n, probs.shape[-1])
+        ban[:, self.eos_id] = False
+        probs = probs.masked_fill(ban, 0.0)
+        return probs / probs.sum(dim=-1, keepdim=True).clamp(min=1e-30)
+
     # -- teacher forcing -----------------------------------------------------------------------
 
     def forward(self, batch: ExtendedBatch, targets: Tensor) -> Tensor:
@@ -238,13 +272,16 @@ class PointerGenerator(SavedByConfig, nn.Module):
         temperature: float,
         pick: Callable[[Tensor], Tensor],
         gumbel_tau: float | None = None,
+        no_repeat_ngram: int = 0,
     ) -> Sampled:
         """Decode token by token, choosing each with ``pick(probs (B, V')) -> (B,)``, or, with
-        ``gumbel_tau``, by the Gumbel-max trick, keeping straight-through relaxed one-hots."""
+        ``gumbel_tau``, by the Gumbel-max trick, keeping straight-through relaxed one-hots;
+        ``no_repeat_ngram > 0`` bans repeated n-grams (:meth:`_banned`)."""
         if max_words < 1:
             raise ValueError(f"max_words must be >= 1, got {max_words}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        _check_no_repeat(no_repeat_ngram)
         memory, state = self._encode(batch)
         source = batch.extended_ids.to(memory.states.device)
         b = source.shape[0]
@@ -253,6 +290,8 @@ class PointerGenerator(SavedByConfig, nn.Module):
         ids, log_probs, entropies, keeps, softs = [], [], [], [], []
         for t in range(max_words + 1):
             probs, state, _ = self._next(prev, state, memory, source, batch.max_oovs)
+            if no_repeat_ngram and ids:
+                probs = self._banned(probs, torch.stack(ids, dim=1), no_repeat_ngram)
             if temperature != 1.0:
                 probs = torch.softmax(masked_log(probs) / temperature, dim=-1)
             if gumbel_tau is None:
@@ -288,7 +327,9 @@ class PointerGenerator(SavedByConfig, nn.Module):
             soft=torch.stack(softs, dim=1)[:, :width] if softs else None,
         )
 
-    def gumbel_sample(self, batch: ExtendedBatch, *, max_words: int, tau: float = 1.0) -> Sampled:
+    def gumbel_sample(
+        self, batch: ExtendedBatch, *, max_words: int, tau: float = 1.0, no_repeat_ngram: int = 0
+    ) -> Sampled:
         """Sample one summary per article with a straight-through Gumbel-softmax (Jang et al.
         2017; SEQ^3, Baziotis et al. 2019, arXiv 1904.03651): the tokens are samples of the
         model's distribution (the Gumbel-max trick), and :attr:`Sampled.soft` carries their
@@ -302,12 +343,28 @@ class PointerGenerator(SavedByConfig, nn.Module):
             max_words: At most this many words per summary.
             tau: The relaxation's temperature (> 0): lower is closer to one-hot, with
                 higher-variance gradients.
+            no_repeat_ngram: As in :meth:`sample`: the banned tokens get no probability, so
+                neither the sample nor its relaxation puts weight on them.
         """
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
-        return self._decode(batch, max_words, 1.0, lambda p: p.argmax(-1), gumbel_tau=tau)
+        return self._decode(
+            batch,
+            max_words,
+            1.0,
+            lambda p: p.argmax(-1),
+            gumbel_tau=tau,
+            no_repeat_ngram=no_repeat_ngram,
+        )
 
-    def sample(self, batch: ExtendedBatch, *, max_words: int, temperature: float = 1.0) -> Sampled:
+    def sample(
+        self,
+        batch: ExtendedBatch,
+        *,
+        max_words: int,
+        temperature: float = 1.0,
+        no_repeat_ngram: int = 0,
+    ) -> Sampled:
         """Sample one summary per article (with gradient, for REINFORCE).
 
         Args:
@@ -316,15 +373,25 @@ class PointerGenerator(SavedByConfig, nn.Module):
             temperature: Divides the log-probabilities before sampling; the returned
                 ``log_probs`` and ``entropy`` are those of the tempered distribution that was
                 sampled (the model's own at 1.0).
+            no_repeat_ngram: ``n > 0``: never repeat an n-gram (1: no token twice); the
+                distribution sampled, and its ``log_probs``, are the model's renormalised
+                over the tokens allowed. 0: no constraint.
         """
         return self._decode(
-            batch, max_words, temperature, lambda p: torch.multinomial(p, 1).squeeze(1)
+            batch,
+            max_words,
+            temperature,
+            lambda p: torch.multinomial(p, 1).squeeze(1),
+            no_repeat_ngram=no_repeat_ngram,
         )
 
     @torch.no_grad()
-    def greedy(self, batch: ExtendedBatch, *, max_words: int) -> Decoded:
-        """The most probable token at each step (no gradient)."""
-        out = self._decode(batch, max_words, 1.0, lambda p: p.argmax(dim=-1))
+    def greedy(self, batch: ExtendedBatch, *, max_words: int, no_repeat_ngram: int = 0) -> Decoded:
+        """The most probable token at each step (no gradient); ``no_repeat_ngram`` as in
+        :meth:`sample`."""
+        out = self._decode(
+            batch, max_words, 1.0, lambda p: p.argmax(dim=-1), no_repeat_ngram=no_repeat_ngram
+        )
         return Decoded(out.ids, out.lengths, out.mask, out.log_probs.sum(dim=1), out.max_oovs)
 
     @torch.no_grad()
@@ -335,6 +402,7 @@ class PointerGenerator(SavedByConfig, nn.Module):
         max_words: int,
         beam_size: int = 4,
         length_penalty: float = 1.0,
+        no_repeat_ngram: int = 0,
     ) -> Decoded:
         """Beam search, one article at a time (no gradient).
 
@@ -350,11 +418,14 @@ class PointerGenerator(SavedByConfig, nn.Module):
             max_words: At most this many words per summary.
             beam_size: Hypotheses kept (>= 1).
             length_penalty: Exponent of the length normalisation (0: plain log-probability).
+            no_repeat_ngram: As in :meth:`sample` (scores are then the log-probabilities
+                renormalised over the tokens allowed).
         """
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
         if max_words < 1:
             raise ValueError(f"max_words must be >= 1, got {max_words}")
+        _check_no_repeat(no_repeat_ngram)
         memory, state = self._encode(batch)
         source = batch.extended_ids.to(memory.states.device)
         best = []
@@ -369,6 +440,7 @@ class PointerGenerator(SavedByConfig, nn.Module):
                     max_words,
                     beam_size,
                     length_penalty,
+                    no_repeat_ngram,
                 )
             )
         lengths = torch.tensor([len(tokens) for tokens, _ in best], device=source.device)
@@ -388,6 +460,7 @@ class PointerGenerator(SavedByConfig, nn.Module):
         max_words: int,
         k: int,
         length_penalty: float,
+        no_repeat_ngram: int,
     ) -> tuple[list[int], float]:
         """Beam search for one article (``memory`` and ``state`` of batch size 1)."""
         running: list[list[int]] = [[]]
@@ -398,6 +471,8 @@ class PointerGenerator(SavedByConfig, nn.Module):
             prev = source.new_tensor([toks[-1] if toks else self.bos_id for toks in running])
             mem_n = select_memory(memory, source.new_zeros(n))  # the article, n times
             probs, new_state, _ = self._next(prev, state, mem_n, source.expand(n, -1), max_oovs)
+            if no_repeat_ngram and t > 0:
+                probs = self._banned(probs, source.new_tensor(running), no_repeat_ngram)
             logp = masked_log(probs)  # (n, V')
             if t == max_words:  # the length limit: end like greedy decoding
                 for i, toks in enumerate(running):
@@ -428,3 +503,8 @@ class PointerGenerator(SavedByConfig, nn.Module):
             scores = scores.new_tensor(next_scores)
             state = select_state(new_state, source.new_tensor(keep))
         return max(finished, key=lambda h: h[1] / max(len(h[0]), 1) ** length_penalty)
+
+
+def _check_no_repeat(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"no_repeat_ngram must be an integer >= 0, got {n!r}")

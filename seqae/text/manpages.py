@@ -53,6 +53,8 @@ sections are never in two parts::
 folder also loads as ``data.corpus``. Lines are in a fixed pseudo-random order (a hash of the
 page's name and section) and the build is deterministic: the same pages give the same bytes.
 Only ``ROOT/man1`` .. ``ROOT/man8`` are read: translations live in ``ROOT/<lang>/`` folders.
+A build that would leave a part without a pair is refused before anything is written
+(:func:`~seqae.text.corpus.refuse_unfilled_parts`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from seqae.text.corpus import (
     SPLIT_FRACTIONS,
     article_dropped,
     drop_duplicates,
+    refuse_unfilled_parts,
     split_of,
 )
 
@@ -805,27 +808,35 @@ def build_man_corpus(
         of files, links and pages read) plus ``"directory"`` and ``"seconds"``.
 
     Raises:
-        ManCorpusError: No pages under ``roots``, or a used ``out_dir`` without ``overwrite``.
+        ManCorpusError: No pages under ``roots``, too few usable pages to give every part a
+            pair, or a used ``out_dir`` without ``overwrite``.
         seqae.files.OutputOverwritesInputError: An output file (``extra_outputs`` included) is
             one of the pages.
     """
     start = time.perf_counter()
     out = Path(out_dir)
     files = find_man_pages(roots, sections)
+    where = ", ".join(f"{root}/man{{{','.join(map(str, sections))}}}" for root in roots)
     if not files:
-        where = ", ".join(f"{root}/man{{{','.join(map(str, sections))}}}" for root in roots)
         raise ManCorpusError(f"no man pages found in {where}; expected gzip'd or plain pages")
     used = check_corpus_folder(out, overwrite=overwrite, error=ManCorpusError)
 
     candidates, read, dropped, counts = _read_pages(files)
     outputs = [out / name for name in (*MAN_CORPUS_FILES.values(), MANIFEST)]
     _refuse_inputs([*outputs, *map(Path, extra_outputs)], read)
-    if used:
-        (out / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder is no corpus
     pages = _dedup(candidates, dropped)
     parts: dict[str, list[ManPage]] = {part: [] for part in SPLIT_FRACTIONS}
     for page in pages:
         parts[split_of(page.name)].append(page)
+    refuse_unfilled_parts(
+        {part: len(members) for part, members in parts.items()},
+        usable=len(pages),
+        where=where,
+        noun="man pages",
+        error=ManCorpusError,
+    )
+    if used:
+        (out / MANIFEST).unlink(missing_ok=True)  # a half-rewritten folder is no corpus
     for members in parts.values():
         members.sort(key=_order_key)
 

@@ -25,11 +25,15 @@ blank output line, so line ``i`` of the output always answers line ``i`` of the 
 Articles longer than ``--max-article-words`` words (default: the folder's limit, else
 :data:`DEFAULT_MAX_ARTICLE_WORDS`) are cut to their first words, with one warning line on
 standard error giving how many were cut. Summaries have at most ``--max-words`` words (greedy
-decoding; beam search with ``--beam K`` > 1).
+decoding; beam search with ``--beam K`` > 1) and repeat no ``--no-repeat-ngram``-gram (default:
+the folder's setting, which ``summary_ae`` writes from its ``eval.no_repeat_ngram``, else 0:
+unconstrained), so a run's folder writes the summaries its evaluation scored.
 
 Bad input (a folder that is not a summarizer, bytes that are not UTF-8, a line that is not a
-JSON object, an object without a string ``article``, ``--out`` naming the input) is one line
-``seqae: error: ...`` and exit status 2; nothing is written. A file ``--out`` is written
+JSON object or holds an unpaired surrogate, an object without a string ``article``, a
+pretty-printed JSON array, ``--out`` naming the input or a file in the ``--model`` folder, an
+``--out`` that is a FIFO or a device or whose folder is missing) is one line ``seqae: error:
+...`` and exit status 2; nothing is written. A symbolic link ``--out`` is written through. A file ``--out`` is written
 atomically (:mod:`seqae.files`); ``-`` writes standard output.
 """
 
@@ -84,6 +88,9 @@ class Summarizer(NamedTuple):
     #: A policy summarizer's policy (the generator then only encodes the article); None: the
     #: generator writes the summary.
     policy: SummaryPolicy | None = None
+    #: ``n > 0``: the generator's summaries repeat no n-gram (1: no word twice); 0: no
+    #: constraint (:meth:`PointerGenerator.greedy`).
+    no_repeat_ngram: int = 0
 
 
 def save_summarizer(
@@ -93,6 +100,7 @@ def save_summarizer(
     *,
     max_article_words: int,
     max_words: int,
+    no_repeat_ngram: int = 0,
 ) -> Path:
     """Write a summarizer folder: the generator, its tokenizer beside it, and the limits.
 
@@ -102,13 +110,16 @@ def save_summarizer(
         tokenizer: Its tokenizer (``WordTokenizer.save``).
         max_article_words: The article length the generator was trained on.
         max_words: The default summary length.
+        no_repeat_ngram: The default decoding constraint (0: none; see :class:`Summarizer`).
 
     Returns:
         The folder's path.
     """
     directory = Path(directory)
     generator.save_pretrained(directory)
-    _save_tokenizer_and_limits(directory, tokenizer, max_article_words, max_words)
+    _save_tokenizer_and_limits(
+        directory, tokenizer, max_article_words, max_words, no_repeat_ngram=no_repeat_ngram
+    )
     return directory
 
 
@@ -138,17 +149,22 @@ def save_policy_summarizer(
 
 
 def _save_tokenizer_and_limits(
-    directory: Path, tokenizer: WordTokenizer, max_article_words: int, max_words: int
+    directory: Path,
+    tokenizer: WordTokenizer,
+    max_article_words: int,
+    max_words: int,
+    *,
+    no_repeat_ngram: int = 0,
 ) -> None:
     """What both kinds of summarizer folder keep beside the model: the tokenizer and
     :data:`SETTINGS_FILE`."""
     from seqae.files import atomic_write_json
 
     tokenizer.save(directory)
-    atomic_write_json(
-        directory / SETTINGS_FILE,
-        {"max_article_words": int(max_article_words), "max_words": int(max_words)},
-    )
+    settings = {"max_article_words": int(max_article_words), "max_words": int(max_words)}
+    if no_repeat_ngram:
+        settings["no_repeat_ngram"] = int(no_repeat_ngram)
+    atomic_write_json(directory / SETTINGS_FILE, settings)
 
 
 def _not_a_summarizer(directory: Path, why: str) -> UsageError:
@@ -214,14 +230,21 @@ def load_summarizer(directory: str | os.PathLike[str]) -> Summarizer:
             settings = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _not_a_summarizer(directory, f"{SETTINGS_FILE} is unreadable: {exc}") from None
+        if not isinstance(settings, dict):
+            raise _not_a_summarizer(
+                directory,
+                f"{SETTINGS_FILE} holds a JSON {type(settings).__name__}, expected an object",
+            )
     limits = {
         "max_article_words": settings.get("max_article_words", DEFAULT_MAX_ARTICLE_WORDS),
         "max_words": settings.get("max_words", DEFAULT_MAX_WORDS),
+        "no_repeat_ngram": settings.get("no_repeat_ngram", 0),
     }
     for key, value in limits.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        least = 0 if key == "no_repeat_ngram" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise _not_a_summarizer(
-                directory, f"{SETTINGS_FILE}: {key} is {value!r}, expected an integer >= 1"
+                directory, f"{SETTINGS_FILE}: {key} is {value!r}, expected an integer >= {least}"
             )
     return Summarizer(generator.eval(), tokenizer, **limits, policy=policy)
 
@@ -234,6 +257,7 @@ def summarize_texts(
     max_article_words: int,
     beam: int = 1,
     batch_size: int = 32,
+    no_repeat_ngram: int | None = None,
 ) -> tuple[list[str], int]:
     """Summaries of ``articles``, in order; an empty article gets an empty summary.
 
@@ -244,6 +268,10 @@ def summarize_texts(
         max_article_words: Articles are cut to this many words.
         beam: 1 for greedy decoding, else the beam size.
         batch_size: Articles per batch.
+        no_repeat_ngram: ``n > 0``: a generator never repeats an n-gram within a summary (1:
+            no word twice; :meth:`PointerGenerator.greedy`); 0: no constraint; ``None``: the
+            summarizer's own setting. A policy summarizer copies a span or a subset of the
+            article's words, each at most once, and has no such setting.
 
     Returns:
         ``(summaries, n_truncated)``: the texts, and how many articles were cut.
@@ -268,6 +296,8 @@ def summarize_texts(
             beam=beam,
             batch_size=batch_size,
         ), n_truncated
+    if no_repeat_ngram is None:
+        no_repeat_ngram = summarizer.no_repeat_ngram
     todo = [i for i, w in enumerate(words) if w.words]
     out = [""] * len(articles)
     with torch.no_grad():
@@ -275,9 +305,11 @@ def summarize_texts(
             rows = todo[start : start + batch_size]
             src = tok.extend_batch([words[i].words for i in rows]).to(device)
             if beam > 1:
-                decoded = gen.beam(src, max_words=max_words, beam_size=beam)
+                decoded = gen.beam(
+                    src, max_words=max_words, beam_size=beam, no_repeat_ngram=no_repeat_ngram
+                )
             else:
-                decoded = gen.greedy(src, max_words=max_words)
+                decoded = gen.greedy(src, max_words=max_words, no_repeat_ngram=no_repeat_ngram)
             for row, ids, oov in zip(rows, decoded.ids.cpu(), src.oov_words, strict=True):
                 out[row] = tok.decode_extended(ids, oov)
     return out, n_truncated
@@ -326,11 +358,29 @@ def _policy_texts(
 # -- reading and writing ---------------------------------------------------------------------
 
 
-def _is_jsonl(source: str, lines: Sequence[str]) -> bool:
+def _is_jsonl(source: str, lines: Sequence[str], name: str) -> bool:
+    """Whether the input is JSON Lines: a ``.jsonl`` name, or a first non-blank line starting
+    with ``{``. A first line starting with ``[`` (a JSON array, not JSON Lines) is refused
+    rather than summarized line by line as text."""
     if source != STDIO and source.lower().endswith(".jsonl"):
         return True
-    first = next((line for line in lines if line.strip()), "")
-    return first.lstrip().startswith("{")
+    first = next((line for line in lines if line.strip()), "").lstrip()
+    if first.startswith("["):
+        raise UsageError(
+            f"--input {name} looks like a JSON array (its first line starts with '['); "
+            'expected JSON Lines (one {"article": "..."} object per line) or plain text'
+        )
+    return first.startswith("{")
+
+
+def _unpaired_surrogate(obj: Any) -> str | None:
+    """The first unpaired surrogate (``"\\ud800"``) in a decoded JSON value's keys or strings,
+    which no UTF-8 output can hold; None when it has none."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(exc.object[exc.start]):04x}"
+    return None
 
 
 def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]:
@@ -348,6 +398,11 @@ def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]
             raise UsageError(f"{where}: not JSON ({exc.msg}); {expected}") from None
         if not isinstance(obj, dict):
             raise UsageError(f"{where}: a JSON {type(obj).__name__}; {expected}")
+        surrogate = _unpaired_surrogate(obj)
+        if surrogate is not None:
+            raise UsageError(
+                f"{where}: holds an unpaired surrogate ({surrogate}); expected valid Unicode text"
+            )
         if "article" not in obj:
             raise UsageError(f"{where}: no 'article' key; {expected}")
         if not isinstance(obj["article"], str):
@@ -358,11 +413,28 @@ def _parse_jsonl(lines: Sequence[str], name: str) -> list[dict[str, Any] | None]
     return records
 
 
+def _refuse_out_in_model(out: str, model: str) -> None:
+    """Refuse an ``--out`` inside the ``--model`` folder (resolved paths, so links count):
+    writing there would damage the summarizer (``--out MODEL/config.json``)."""
+    if out == STDIO:
+        return
+    folder = Path(model).resolve()
+    if Path(out).resolve().is_relative_to(folder):
+        raise UsageError(
+            f"--out {out} is inside the --model folder {model}; writing there would damage "
+            "the summarizer: choose a path outside it"
+        )
+
+
 def _cmd_summarize(args: argparse.Namespace) -> int:
+    """Run ``seqae summarize`` (see the module docstring). ``--out`` is checked before any
+    work: not the input, not inside the model folder, not a FIFO or device, in an existing
+    folder (a missing one is refused, not created: :func:`seqae.data.lines.check_output`)."""
     check_output(args.out, args.input)
+    _refuse_out_in_model(args.out, args.model)
     summarizer = load_summarizer(args.model)
     lines, name = read_input_lines(args.input, expected="a text or JSON Lines file")
-    records = _parse_jsonl(lines, name) if _is_jsonl(args.input, lines) else None
+    records = _parse_jsonl(lines, name) if _is_jsonl(args.input, lines, name) else None
     articles = list(lines) if records is None else [r["article"] if r else "" for r in records]
     limit = args.max_article_words or summarizer.max_article_words
     summaries, n_truncated = summarize_texts(
@@ -372,6 +444,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         max_article_words=limit,
         beam=args.beam,
         batch_size=args.batch_size,
+        no_repeat_ngram=args.no_repeat_ngram,
     )
     if n_truncated:
         print(
@@ -431,6 +504,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--beam", type=int_at_least(1), default=1, help="beam size (default 1: greedy decoding)"
+    )
+    parser.add_argument(
+        "--no-repeat-ngram",
+        type=int_at_least(0),
+        default=None,
+        metavar="N",
+        help="N > 0: a summary repeats no N-gram (1: no word twice); 0: unconstrained "
+        "(default: the folder's setting, else 0)",
     )
     parser.add_argument(
         "--batch-size", type=int_at_least(1), default=32, help="articles per batch (default 32)"

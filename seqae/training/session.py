@@ -5,7 +5,8 @@ that every run shares and that is easy to get subtly wrong:
 
 - **the run folder** (``output_dir``): created, ``config.yaml`` written, and owned by one run.
   ``run.json`` records the config's fingerprint. A fresh run into a folder that holds another
-  run is refused unless ``overwrite=true``; ``resume=true`` under a config that differs in
+  run is refused unless ``overwrite=true`` (a run that stopped before it saved anything, say on
+  a mistake in its config, is taken over); ``resume=true`` under a config that differs in
   anything that changes the result is refused, naming the keys that differ.
 - **a lock**: a second run into a folder in use is refused. The lock is an ``flock`` on
   ``.lock``, which the operating system drops when its process dies, so a killed run never
@@ -297,14 +298,19 @@ class RunSession:
         if previous is None:
             return
         if self.overwrite:
-            for name in _RUN_STATE:
-                target = self.dir / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+            self._discard_run_state()
             if self.verbose:
                 print(f"{self.recipe}: overwrite=true: discarded the earlier run in {self.dir}")
+            return
+        if not self.resuming and self._nothing_to_resume(previous):
+            # e.g. a run stopped by a mistake in its config before it saved anything: the
+            # user fixes the mistake and runs again, without overwrite=true
+            self._discard_run_state()
+            if self.verbose:
+                print(
+                    f"{self.recipe}: output_dir {self.dir} held a run that stopped before its "
+                    "first checkpoint (nothing to resume); this run takes the folder over"
+                )
             return
         if not self.resuming:
             raise RunFolderError(
@@ -322,6 +328,27 @@ class RunSession:
                 f"({_describe_differences(previous.get('config', {}), self._flat)}); resume "
                 "with that config, choose another output_dir, or overwrite=true to discard it"
             )
+
+    def _nothing_to_resume(self, previous: Mapping[str, Any]) -> bool:
+        """Whether the folder's earlier run left nothing a resume or a user could want: it did
+        not finish and wrote no checkpoint, no finished part, no model and no metrics."""
+        parts = self.dir / "parts"
+        return (
+            previous.get("status") != "finished"
+            and not self.checkpoints.checkpoints()
+            and not (parts.is_dir() and any(p.is_file() for p in parts.glob("*.json")))
+            and not (self.dir / "model").exists()
+            and not (self.dir / "metrics.json").exists()
+        )
+
+    def _discard_run_state(self) -> None:
+        """Remove what an earlier run left that could be resumed or mixed into this one."""
+        for name in _RUN_STATE:
+            target = self.dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
 
     def _write_record(self, status: str, **more: Any) -> None:
         if not self.ctx.is_main:

@@ -56,6 +56,8 @@ def test_tiny_run_writes_every_output(tiny_run: tuple[Path, dict]) -> None:
     # Lead-N is cut to the model's mean length
     assert on_disk["lead_n_mean_words"] == pytest.approx(on_disk["model_mean_words"], abs=0.5)
     assert 0 < on_disk["model_mean_words"] <= 8  # eval.max_words
+    # eval.no_repeat_ngram: 1, so no writer repeats a word (the reference summaries may)
+    assert on_disk["model_repeat_rate"] == on_disk["warm_start_repeat_rate"] == 0.0
     for system in (*SYSTEMS, "reference"):
         assert on_disk[f"{system}_reconstruction_nll"] > 0
         assert 0.0 <= on_disk[f"{system}_reconstruction_token_accuracy"] <= 1.0
@@ -116,6 +118,8 @@ def test_model_folder_summarizes(
     assert main([*args, "--out", str(summaries), "--beam", "2", "--max-words", "2"]) == 0
     got = [json.loads(line) for line in summaries.read_text(encoding="utf-8").splitlines()]
     assert len(got) == 40 and all(len(tok.tokenize(g["summary"]).words) <= 2 for g in got)
+    settings = json.loads((folder / "summarizer.json").read_text(encoding="utf-8"))
+    assert settings["no_repeat_ngram"] == 1  # the evaluation's decoding, so the same summaries
 
 
 def test_config_typo_is_a_config_error(tmp_path: Path, text_corpus: Path) -> None:
@@ -123,7 +127,22 @@ def test_config_typo_is_a_config_error(tmp_path: Path, text_corpus: Path) -> Non
         _run(tmp_path / "typo", text_corpus, "adversary.wieght=0")
     with pytest.raises(ConfigError, match="pseudo.drop"):
         _run(tmp_path / "bad", text_corpus, "pseudo.drop=1.5")
+    for key in ("train.no_repeat_ngram", "eval.no_repeat_ngram"):
+        with pytest.raises(ConfigError, match=rf"{key} must be an integer >= 0"):
+            _run(tmp_path / "bad", text_corpus, f"{key}=-1")
     assert not (tmp_path / "typo").exists() and not (tmp_path / "bad").exists()
+
+
+def test_a_users_folder_is_never_built_over(tmp_path: Path) -> None:
+    """data.corpus naming a folder that holds files but no corpus.json is refused, the files
+    untouched (the corpus is built only into a missing or empty folder)."""
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "train_articles.txt").write_text("my own articles\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds files but no corpus.json"):
+        _run(tmp_path / "run", mine)
+    assert [p.name for p in mine.iterdir()] == ["train_articles.txt"]
+    assert (mine / "train_articles.txt").read_text(encoding="utf-8") == "my own articles\n"
 
 
 def test_interrupted_in_adversarial_loop_then_resumed_matches(

@@ -6,10 +6,13 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seqae.config import load_config
 from seqae.text.corpus import MAX_WORDS, MIN_WORDS, SPLIT_FRACTIONS, split_of
@@ -305,6 +308,21 @@ def test_no_pages_and_a_used_folder_are_refused(tmp_path, man_root, built):
         build_man_corpus(out, roots=(man_root,))
 
 
+def test_too_few_usable_pages_is_refused_and_keeps_the_corpus(tmp_path, man_root, built):
+    out = tmp_path / "man"
+    shutil.copytree(built[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    root = tmp_path / "root"
+    _write(root / "man1" / "tool00.1.gz", _man("tool00", "handle the tools", _prose(0)))
+    with pytest.raises(ManCorpusError) as caught:
+        build_man_corpus(out, roots=(root,), overwrite=True)
+    assert "too few usable man pages" in str(caught.value) and str(root) in str(caught.value)
+    _write(root / "man1" / "tool00.1.gz", ".TH X 1\n.SH NAME\ntool00 \\- no description\n")
+    with pytest.raises(ManCorpusError, match="no usable man pages found in"):
+        build_man_corpus(out, roots=(root,), overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 # --------------------------------------------------------------------------------------------
 # The script
 
@@ -349,3 +367,41 @@ def test_script_errors_are_one_line_and_exit_2(script, man_root, tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is also an input" in err
     assert victim.read_text() == "not a page\n"
+
+
+def test_script_quotes_every_path_in_the_run_config(script, man_root, tmp_path, capsys):
+    out = tmp_path / "mc 10: x #2 'q'"
+    run_dir = str(tmp_path / "run #1: a")
+    assert script.main(["--out", str(out), "--root", str(man_root), "--run-dir", run_dir]) == 0
+    config = out / "summary_ae.yaml"
+    command = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("train on it: ")
+    assert shlex.split(command) == ["seqae", "run", "summary_ae", "--config", str(config)]
+    raw = yaml.safe_load(config.read_text())
+    assert raw["output_dir"] == run_dir
+    files = {"articles": "articles.txt", "summaries": "summaries.txt",
+             "valid_pairs": "valid.jsonl", "test_pairs": "test.jsonl"}  # fmt: skip
+    assert raw["data"] == {"corpus": None, **{k: str(out / f) for k, f in files.items()}}
+    cfg = load_config(config)  # the base resolves too
+    assert cfg["output_dir"] == run_dir and cfg["data"]["articles"] == str(out / "articles.txt")
+    assert load_text_corpus(cfg["data"]).origin == "data files"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--run-dir", ""], "argument --run-dir: empty"),
+        (["--section", "0"], "argument --section: invalid choice: 0"),
+        (["--section", "-1"], "argument --section: invalid choice: -1"),
+        (["--section", "1", "--section", "9"], "argument --section: invalid choice: 9"),
+    ],
+)
+def test_script_refuses_bad_arguments_in_one_line(
+    script, man_root, tmp_path, capsys, argv, message
+):
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as caught:
+        script.main(["--out", str(out), "--root", str(man_root), *argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"man_corpus.py: error: {message}")
+    assert not out.exists()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -280,3 +283,231 @@ def test_folder_without_tokenizer_refused(
     _one_error_line(capsys, "not a summarizer folder", "no tokenizer")
     assert _run(tmp_path / "missing", "--input", "-", "--out", "-") == 2
     _one_error_line(capsys, "not a summarizer folder")
+
+
+def test_folder_no_repeat_setting_is_the_default(
+    tmp_path: Path, tok: WordTokenizer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder saved with no_repeat_ngram=1 writes no word twice unless told otherwise
+    (the summaries a summary_ae run's evaluation scored)."""
+    gen = _generator(tok)
+    with torch.no_grad():  # unconstrained, one word again and again
+        gen.out.bias[tok.eos_id + 1] += 50.0
+        gen.switch.bias.fill_(30.0)
+    folder = tmp_path / "model"
+    save_summarizer(folder, gen, tok, max_article_words=50, max_words=4, no_repeat_ngram=1)
+    assert load_summarizer(folder).no_repeat_ngram == 1
+    src = tmp_path / "articles.txt"
+    src.write_text(ARTICLES[0] + "\n", encoding="utf-8")
+    for args, distinct in (((), 4), (("--no-repeat-ngram", "0"), 1)):
+        out = tmp_path / "out.txt"
+        assert _run(folder, "--input", str(src), "--out", str(out), *args) == 0
+        words = tok.tokenize(out.read_text(encoding="utf-8")).words
+        assert len(words) == 4 and len(set(words)) == distinct, (args, words)
+    # folders written without the setting keep the unconstrained default
+    assert load_summarizer(_folder_of(tmp_path, tok)).no_repeat_ngram == 0
+
+
+def _folder_of(tmp_path: Path, tok: WordTokenizer) -> Path:
+    folder = tmp_path / "plain"
+    save_summarizer(folder, _generator(tok), tok, max_article_words=50, max_words=4)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "settings, needle",
+    [
+        ([3], "holds a JSON list, expected an object"),
+        ({"no_repeat_ngram": -1}, "no_repeat_ngram is -1, expected an integer >= 0"),
+        ({"max_words": 0}, "max_words is 0, expected an integer >= 1"),
+    ],
+)
+def test_bad_settings_file_refused(
+    tmp_path: Path,
+    tok: WordTokenizer,
+    capsys: pytest.CaptureFixture[str],
+    settings: object,
+    needle: str,
+) -> None:
+    folder = _folder_of(tmp_path, tok)
+    (folder / SETTINGS_FILE).write_text(json.dumps(settings), encoding="utf-8")
+    assert _run(folder, "--input", "-", "--out", "-") == 2
+    _one_error_line(capsys, "not a summarizer folder", needle)
+
+
+# -- output and input paths (audit) ----------------------------------------------------------
+
+
+def _articles(tmp_path: Path) -> Path:
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(ARTICLES) + "\n", encoding="utf-8")
+    return src
+
+
+def test_out_symlink_is_written_through(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _articles(tmp_path)
+    direct = tmp_path / "direct.txt"
+    assert _run(model_dir, "--input", str(src), "--out", str(direct)) == 0
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.txt"
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "l.txt"
+    link.symlink_to(target)
+    assert _run(model_dir, "--input", str(src), "--out", str(link)) == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text(encoding="utf-8") == direct.read_text(encoding="utf-8")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["target.txt"]
+
+
+def test_out_fifo_is_refused_not_replaced(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _articles(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "to_pipe.txt"
+    link.symlink_to(fifo)
+    for out in (fifo, link):
+        assert _run(model_dir, "--input", str(src), "--out", str(out)) == 2
+        _one_error_line(capsys, f"--out {out}", "is a FIFO")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+
+
+def test_out_inside_the_model_folder_is_refused(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)  # a copy: a failure must not break the shared folder
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    src = _articles(tmp_path)
+    alias = tmp_path / "alias"
+    alias.symlink_to(folder)
+    for out in (folder / "config.json", folder / "new.txt", alias / SETTINGS_FILE):
+        assert _run(folder, "--input", str(src), "--out", str(out)) == 2
+        _one_error_line(capsys, f"--out {out}", "inside the --model folder")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert load_summarizer(folder).max_words == FOLDER_MAX_WORDS
+
+
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [
+        ("in.txt/x.txt", "is a file, not a folder"),
+        ("nodir/x.txt", "no folder"),
+        ("nodir/deeper/x.txt", "no folder"),
+    ],
+)
+def test_out_folder_checked_before_any_work(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    out: str,
+    needle: str,
+) -> None:
+    src = _articles(tmp_path)
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr("seqae.text.summarize.load_summarizer", no_work)
+    assert _run(model_dir, "--input", str(src), "--out", str(tmp_path / out)) == 2
+    _one_error_line(capsys, str(tmp_path / out), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # no folder created
+
+
+def test_out_write_error_is_one_line(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src, out = _articles(tmp_path), tmp_path / "s.txt"
+
+    def denied(src: object, dst: object) -> None:
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr("seqae.files.os.replace", denied)
+    assert _run(model_dir, "--input", str(src), "--out", str(out)) == 2
+    _one_error_line(capsys, f"--out {out}: cannot write it (Permission denied)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]  # no temp file left
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_in_proc_is_one_line(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _articles(tmp_path)
+    assert _run(model_dir, "--input", str(src), "--out", "/proc/seqae-test-out.txt") == 2
+    _one_error_line(capsys, "--out /proc/seqae-test-out.txt: cannot write it (")
+
+
+def test_unreadable_input_is_one_line(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = _articles(tmp_path)
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == src:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_bytes", read_bytes)
+        assert _run(model_dir, "--input", str(src), "--out", "-") == 2
+    _one_error_line(capsys, f"--input {src}: cannot read it (Permission denied)")
+
+    class Broken:
+        def read(self) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": Broken()})())
+    assert _run(model_dir, "--input", "-", "--out", "-") == 2
+    _one_error_line(capsys, "--input <stdin>: cannot read it (Input/output error)")
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc")
+def test_input_proc_self_mem_is_one_line(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(model_dir, "--input", "/proc/self/mem", "--out", "-") == 2
+    _one_error_line(capsys, "--input /proc/self/mem: cannot read it (")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"article": "hello \\ud800 world"}',
+        '{"id": "x\\ud800", "article": "the cat sat ."}',
+        '{"\\udc00": 1, "article": "the cat sat ."}',
+    ],
+)
+def test_jsonl_unpaired_surrogate_is_refused(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    src, out = tmp_path / "a.jsonl", tmp_path / "out.jsonl"
+    # a valid pair written as two escapes (an emoji) is fine on line 1
+    src.write_text('{"article": "the cat \\ud83d\\ude00 ."}\n' + line + "\n", encoding="utf-8")
+    assert _run(model_dir, "--input", str(src), "--out", str(out)) == 2
+    surrogate = "\\udc00" if "udc00" in line else "\\ud800"
+    _one_error_line(capsys, f"{src} line 2", f"unpaired surrogate ({surrogate})", "valid Unicode")
+    assert not out.exists()
+    capsys.readouterr()
+    assert _run(model_dir, "--input", str(src), "--out", "-") == 2
+    assert capsys.readouterr().out == ""  # nothing written to standard output either
+
+
+def test_pretty_printed_json_array_is_refused(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "articles.json", tmp_path / "out.txt"
+    src.write_text("\n" + json.dumps([{"article": a} for a in ARTICLES], indent=2) + "\n")
+    assert _run(model_dir, "--input", str(src), "--out", str(out)) == 2
+    _one_error_line(capsys, f"--input {src}", "looks like a JSON array", "JSON Lines")
+    assert not out.exists()

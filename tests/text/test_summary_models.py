@@ -18,7 +18,7 @@ from seqae import registry  # noqa: E402
 from seqae.core.losses import token_cross_entropy  # noqa: E402
 from seqae.core.saving import SavedModelError, load_pretrained  # noqa: E402
 from seqae.registry import Registry, UnknownComponentError  # noqa: E402
-from seqae.text.generator import PointerGenerator  # noqa: E402
+from seqae.text.generator import PointerGenerator, repeated_ngram_ban  # noqa: E402
 from seqae.text.reconstructor import Reconstructor  # noqa: E402
 from seqae.text.seq2seq import TINY, Summaries  # noqa: E402
 from seqae.text.tokenizer import WordTokenizer  # noqa: E402
@@ -209,6 +209,84 @@ def test_sample_greedy_and_beam_respect_max_words_and_stop_at_eos(tok, eos_bias)
         if eos_bias < 0:  # never </s>: cut at the limit
             assert out.lengths.tolist() == [4, 4, 4]
             assert not bool((out.ids == tok.eos_id).any())
+
+
+def test_repeated_ngram_ban_marks_what_would_repeat() -> None:
+    history = torch.tensor([[5, 6, 5, 7, 5], [1, 2, 3, 4, 5]])
+    ban = repeated_ngram_ban(history, 1, 9)
+    assert ban[0].nonzero().flatten().tolist() == [5, 6, 7]
+    assert ban[1].nonzero().flatten().tolist() == [1, 2, 3, 4, 5]
+    # bigrams: after the last token 5, row 0 once wrote 6 and 7; row 1 never wrote 5 before
+    assert repeated_ngram_ban(history, 2, 9)[0].nonzero().flatten().tolist() == [6, 7]
+    assert not repeated_ngram_ban(history, 2, 9)[1].any()
+    # trigrams: (7, 5) never came before in row 0
+    assert not repeated_ngram_ban(history, 3, 9).any()
+    assert repeated_ngram_ban(torch.tensor([[4, 8, 4]]), 3, 9).nonzero().tolist() == []
+    assert repeated_ngram_ban(torch.tensor([[4, 8, 4, 8]]), 3, 9)[
+        0
+    ].nonzero().flatten().tolist() == [4]
+    assert not repeated_ngram_ban(history[:, :0], 1, 9).any()  # nothing written yet
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        repeated_ngram_ban(history, 0, 9)
+
+
+def _repeater(tok: WordTokenizer) -> PointerGenerator:
+    """A generator that, unconstrained, writes the same word again and again, never </s>."""
+    gen = _generator(tok)
+    with torch.no_grad():
+        gen.out.bias[tok.eos_id] -= 1e4
+        gen.out.bias[tok.eos_id + 1] += 50.0  # one word far above every other
+        gen.switch.bias.fill_(30.0)  # p_gen ~ 1: no copying
+    return gen
+
+
+def _ngrams(row: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(row[i : i + n]) for i in range(len(row) - n + 1)]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_no_repeat_ngram_holds_for_every_decoder(tok, n: int) -> None:
+    gen = _repeater(tok)
+    src = article_batch(tok)
+    word = tok.eos_id + 1
+    assert gen.greedy(src, max_words=6).ids.tolist() == [[word] * 6] * 3  # unconstrained
+    torch.manual_seed(0)
+    outputs = {
+        "greedy": gen.greedy(src, max_words=6, no_repeat_ngram=n),
+        "sample": gen.sample(src, max_words=6, no_repeat_ngram=n),
+        "gumbel": gen.gumbel_sample(src, max_words=6, no_repeat_ngram=n),
+        "beam": gen.beam(src, max_words=6, beam_size=3, no_repeat_ngram=n),
+    }
+    for name, out in outputs.items():
+        check_decoded(out, tok.eos_id, tok.pad_id, 6)
+        for row, length in zip(out.ids.tolist(), out.lengths.tolist(), strict=True):
+            grams = _ngrams(row[:length], n)
+            assert len(grams) == len(set(grams)), (name, row)
+            assert row[0] == word, (name, row)  # the constraint only acts on repeats
+    beam_one = gen.beam(src, max_words=6, beam_size=1, no_repeat_ngram=n)
+    assert beam_one.ids.tolist() == outputs["greedy"].ids.tolist()
+    torch.testing.assert_close(beam_one.log_prob, outputs["greedy"].log_prob)
+    with pytest.raises(ValueError, match="no_repeat_ngram"):
+        gen.greedy(src, max_words=6, no_repeat_ngram=-1)
+
+
+def test_constrained_sample_log_probs_are_the_renormalised_distribution(tok) -> None:
+    """REINFORCE's log-probabilities under no_repeat_ngram=1: the model's teacher-forced
+    distribution with the words already written removed, renormalised."""
+    gen = _generator(tok)
+    src = article_batch(tok)
+    torch.manual_seed(4)
+    s = gen.sample(src, max_words=6, no_repeat_ngram=1)
+    tf = gen(src, s.ids).detach()  # (B, S, V')
+    for b in range(s.ids.shape[0]):
+        for t in range(int(s.lengths[b])):
+            logp = tf[b, t].clone()
+            seen = s.ids[b, :t].tolist()
+            logp[seen] = -float("inf")
+            if tok.eos_id in seen:
+                continue
+            expected = logp[s.ids[b, t]] - torch.logsumexp(logp, dim=0)
+            torch.testing.assert_close(s.log_probs[b, t].detach(), expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("eos_bias", [0.0, 1.5, 3.0])  # </s> often the runner-up

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,84 @@ def test_explicit_sources_must_be_apt_index_files(fixture_files, tmp_path):
         build_text_corpus(tmp_path / "c", sources=[plain, packages, other])
     with pytest.raises(TextCorpusError, match="no such file"):
         build_text_corpus(tmp_path / "d", sources=[tmp_path / "missing_Translation-en"])
+
+
+def test_a_source_that_is_a_directory_is_named_as_one(fixture_files, tmp_path):
+    plain, _, packages = fixture_files["sources"]
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    for sources in ([folder, packages], [plain, folder]):
+        with pytest.raises(TextCorpusError) as caught:
+            build_text_corpus(tmp_path / "out", sources=sources)
+        assert str(caught.value) == (
+            f"{folder} is a directory, expected a Packages or Translation file (an apt index file)"
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty_Translation-en", b""),
+        ("junk_Translation-en", b"\x00\xffnot a deb822 file\nat all\n"),
+        ("junk_Translation-en.gz", b"garbage, not gzip"),  # apt-helper passes it through
+    ],
+    ids=["empty", "junk", "junk-gz"],
+)
+def test_cli_refuses_sources_without_usable_descriptions_and_keeps_the_corpus(
+    fixture_files, tmp_path, capsys, name, data
+):
+    out = tmp_path / "text"
+    build_text_corpus(out, sources=fixture_files["sources"])
+    before = _snapshot(out)
+    translation, packages = tmp_path / name, tmp_path / "x_Packages"
+    translation.write_bytes(data)
+    packages.write_text("")
+    argv = ["data", "text", "--out", str(out), "--overwrite"]
+    assert main([*argv, "--source", str(translation), "--source", str(packages)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("seqae: error:") and "\n" not in err and not captured.out
+    if os.access(corpus._APT_HELPER, os.X_OK) or not name.endswith(".gz"):
+        assert "no usable descriptions found in" in err
+        assert str(translation) in err and str(packages) in err
+    assert _snapshot(out) == before  # the good corpus, corpus.json included, untouched
+
+
+def test_a_part_left_without_pairs_is_refused_before_writing(fixture_files, tmp_path):
+    # one usable pair: three parts would be empty
+    plain, _, packages = fixture_files["sources"]
+    one = tmp_path / "one_Translation-en"
+    one.write_text(_stanza(_name(5), _description("a tool for src five", _article(5))))
+    with pytest.raises(TextCorpusError) as caught:
+        build_text_corpus(tmp_path / "out", sources=[one, packages])
+    message = str(caught.value)
+    assert "too few usable descriptions" in message and "1 in all" in message
+    empty = [part for part in SPLIT_FRACTIONS if part != split_of(_name(5))]
+    assert f"for part {', '.join(empty)};" in message
+    assert str(one) in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+    assert corpus.MIN_PART_PAIRS >= 1
+
+
+def test_an_out_that_is_a_file_is_named_as_the_caller_names_it(fixture_files, tmp_path, capsys):
+    target = tmp_path / "corpus_file"
+    target.write_text("mine\n")
+    sources = fixture_files["sources"]
+    with pytest.raises(TextCorpusError) as caught:
+        build_text_corpus(target, sources=sources, overwrite=True, what="data.corpus")
+    assert str(caught.value).startswith(f"data.corpus {target} is a file")
+    assert "--out" not in str(caught.value)
+    with pytest.raises(TextCorpusError, match=r"^--out .* is a file"):
+        build_text_corpus(target, sources=sources)
+    args = ["data", "text", "--out", str(target)]
+    assert main([*args, *(x for s in sources for x in ("--source", str(s)))]) == 2
+    assert capsys.readouterr().err.startswith(f"seqae: error: --out {target} is a file")
+    assert target.read_text() == "mine\n"
 
 
 def test_no_translation_files_says_how_to_get_them(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from seqae.training import (
     CheckpointMismatchError,
     NonFiniteLossError,
     atomic_save,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     check_finite,
@@ -104,6 +106,54 @@ def test_files_written_together_share_one_directory_sync(tmp_path, monkeypatch) 
     again = Autoencoder.from_pretrained(tmp_path / "model")
     x = torch.randn(3, 6)
     assert torch.equal(again.reconstruct(x), model.reconstruct(x))
+
+
+def test_atomic_write_through_a_symlink_replaces_its_target(tmp_path) -> None:
+    # the temp file goes beside the resolved target, which is replaced; the link stays a link
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "target.txt"
+    target.write_text("old")
+    link = tmp_path / "l.txt"
+    link.symlink_to(target)
+    chain = tmp_path / "chain.txt"
+    chain.symlink_to(link)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    atomic_write_json(chain, {"k": 1})
+    assert chain.is_symlink() and link.is_symlink()
+    assert json.loads(target.read_text()) == {"k": 1}
+    assert _files(tmp_path) == ["chain.txt", "l.txt", "real"]
+    assert _files(tmp_path / "real") == ["target.txt"]  # no temp file left anywhere
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "real" / "new.txt")
+    atomic_save({"v": torch.arange(2)}, dangling)
+    assert dangling.is_symlink()
+    assert torch.equal(
+        torch.load(tmp_path / "real" / "new.txt", weights_only=True)["v"], torch.arange(2)
+    )
+
+
+def test_atomic_write_refuses_a_fifo_and_a_link_loop(tmp_path) -> None:
+    from seqae.files import OutputNotRegularFileError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "to_pipe"
+    link.symlink_to(fifo)
+    for path in (fifo, link):
+        with pytest.raises(OutputNotRegularFileError, match="is a FIFO"):
+            atomic_write_text(path, "x")
+    with pytest.raises(OutputNotRegularFileError, match="is a folder"):
+        atomic_write_bytes(tmp_path, b"x")
+    assert isinstance(OutputNotRegularFileError("m"), ValueError)
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OutputNotRegularFileError, match="loop"):
+        atomic_write_text(tmp_path / "a", "x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert (tmp_path / "a").is_symlink() and (tmp_path / "b").is_symlink()
+    assert _files(tmp_path) == ["a", "b", "pipe", "to_pipe"]
 
 
 # -- CheckpointManager -------------------------------------------------------------------------

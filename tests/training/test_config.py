@@ -8,6 +8,7 @@ import yaml
 from seqae.config import (
     ConfigError,
     apply_overrides,
+    check_config,
     config_keys,
     load_config,
     parse_overrides,
@@ -156,7 +157,8 @@ def test_allowed_type_changes() -> None:
     [
         ("epochs=2.5", "must be a whole number"),
         ("optim.lr=", "is empty \\(null\\)"),
-        ("optim.betas=null", "is empty \\(null\\)"),
+        ("optim.betas=null", "optim.betas cannot be null; expected a list"),
+        ("epochs=null", "epochs cannot be null; expected an integer \\(the config's value is 3\\)"),
         ("model.hidden=[32,abc]", "element 'abc' has type str"),
         ("model.hidden=[32,1.5]", "element 1.5 has type float"),
     ],
@@ -226,5 +228,42 @@ def test_an_overlay_may_turn_a_setting_off_with_null(tmp_path) -> None:
     (tmp_path / "long.yaml").write_text("base: full\ntrain:\n  max_minutes: null\n")
     assert load_config(tmp_path / "long.yaml")["train"] == {"max_minutes": None, "lr": 1.0e-3}
     # a command-line override still may not, unless the recipe says the key is nullable
-    with pytest.raises(ConfigError, match="is empty"):
+    with pytest.raises(ConfigError, match="train.max_minutes cannot be null"):
         apply_overrides(load_config(tmp_path / "full.yaml"), ["train.max_minutes=null"])
+
+
+def test_invalid_yaml_is_one_line_naming_the_line_and_column(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("seed: 0\ntrain:\n  steps: [1, 2\n  lr: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"config file {path} is not valid YAML: line 4, column 5: ")
+    assert "expected ',' or ']'" in message
+    with pytest.raises(ConfigError) as info:
+        parse_overrides(["model.hidden=[1, 2"])
+    assert "\n" not in str(info.value) and "not valid YAML" in str(info.value)
+
+
+def test_check_config_applies_the_override_rules_to_a_whole_file() -> None:
+    full = {**BASE, "model": {**BASE["model"], "beta": 2}, "overwrite": True}
+    checked = check_config(full, BASE, extra_keys=("overwrite",), schema_name="vae.yaml")
+    assert checked["model"]["beta"] == 2.0 and isinstance(checked["model"]["beta"], float)
+    assert checked["overwrite"] is True and checked["scheduler"] is None
+    assert check_config({**BASE, "optim": None}, BASE, nullable=("optim",))["optim"] is None
+
+    def refused(cfg: dict, match: str, **kwargs) -> None:
+        with pytest.raises(ConfigError, match=match) as info:
+            check_config(cfg, BASE, schema_name="vae.yaml", **kwargs)
+        assert "\n" not in str(info.value)
+
+    refused({**BASE, "epochs": "abc"}, "epochs='abc' has type str, but vae.yaml's value 3 has")
+    refused({**BASE, "epochs": None}, "epochs cannot be null; expected an integer")
+    refused({**BASE, "optim": {"lr": None, "betas": [0.9]}}, "optim.lr cannot be null")
+    refused({**BASE, "model": {**BASE["model"], "hidden": [8, "x"]}}, "element 'x'")
+    refused({**BASE, "epoch": 3}, "unknown config key 'epoch'. Did you mean 'epochs'")
+    without_optim = {k: v for k, v in BASE.items() if k != "optim"}
+    refused(without_optim, "missing key optim, which vae.yaml has")
+    no_beta = {**BASE, "model": {"latent_dim": 8, "hidden": [4]}}
+    refused(no_beta, "missing key model.beta, which vae.yaml has")

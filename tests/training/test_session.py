@@ -213,3 +213,30 @@ def test_an_interrupted_run_is_recorded_and_resumable(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "run.json").read_text())["status"] == "interrupted"
     with RunSession(_with(_cfg(tmp_path), resume=True), recipe="r", verbose=False):
         pass
+
+
+def test_a_run_that_failed_before_saving_anything_does_not_block_a_fresh_run(
+    tmp_path: Path, capsys
+) -> None:
+    # e.g. a mistake in the data settings, found after the folder was opened
+    with pytest.raises(ValueError), RunSession(_cfg(tmp_path), recipe="r", verbose=False):
+        raise ValueError("data.articles is empty")
+    assert json.loads((tmp_path / "run.json").read_text())["status"] == "interrupted"
+    fixed = _cfg(tmp_path, lr=3e-3)
+    with RunSession(fixed, recipe="r") as run:
+        _train(run, 2)
+    assert "held a run that stopped before its first checkpoint" in capsys.readouterr().out
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["status"] == "running" and record["config"]["train.lr"] == 3e-3
+    # that run saved a checkpoint, then failed: a fresh run is still refused
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        RunSession(_cfg(tmp_path), recipe="r").open()
+
+
+def test_a_failed_run_with_a_finished_part_still_blocks_a_fresh_run(tmp_path: Path) -> None:
+    with pytest.raises(ValueError), RunSession(_cfg(tmp_path), recipe="r", verbose=False) as run:
+        run.part("seed0", lambda: {"score": 1})
+        raise ValueError("failed in the second part")
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        RunSession(_cfg(tmp_path, lr=3e-3), recipe="r").open()
+    assert (tmp_path / "parts" / "seed0.json").is_file()
