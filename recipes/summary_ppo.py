@@ -548,8 +548,11 @@ def evaluate(
         return summarize_texts(summarizer, articles, **kw, batch_size=e["batch_size"])[0]
 
     def greedy(folder: str) -> list[str]:
+        """A summary_ae writer's summaries, decoded as summary_ae's evaluation decodes them
+        (runs made before ``eval.no_repeat_ngram`` existed decoded without the constraint)."""
         gen = PointerGenerator.from_pretrained(source.dir / folder).eval()
-        return summaries(Summarizer(gen, tok, **kw))
+        no_repeat = e.get("no_repeat_ngram", 0)
+        return summaries(Summarizer(gen, tok, **kw, no_repeat_ngram=no_repeat))
 
     systems = {
         "PPO": summaries(load_summarizer(run.dir / "model")),
