@@ -861,13 +861,13 @@ def run_summary_ae(cfg: dict[str, Any]) -> dict[str, Any] | None:
             "parts": parts,
             "adversary_weight": cfg["adversary"]["weight"],
         }
-        return run.finish(metrics, summary=summary_line(metrics))
+        return run.finish(metrics, summary=summary_line(metrics, split=cfg["eval"]["split"]))
 
 
-def summary_line(m: dict[str, Any]) -> str:
-    """The run's result in one line."""
+def summary_line(m: dict[str, Any], *, split: str) -> str:
+    """The run's result on the ``split`` pairs in one line."""
     return (
-        f"test ROUGE-1/L F1 {m['model_rouge1']:.3f}/{m['model_rouge_l']:.3f} (warm start "
+        f"{split} ROUGE-1/L F1 {m['model_rouge1']:.3f}/{m['model_rouge_l']:.3f} (warm start "
         f"{m['warm_start_rouge1']:.3f}/{m['warm_start_rouge_l']:.3f}, Lead-8 "
         f"{m['lead_8_rouge1']:.3f}/{m['lead_8_rouge_l']:.3f}) | {m['model_mean_words']:.1f} words "
         f"| perplexity {m['model_perplexity']:.0f} (references {m['reference_perplexity']:.0f}) "

@@ -238,12 +238,16 @@ def test_torchrun_two_processes(
 
 
 def test_settings_are_chosen_on_the_validation_pairs(
-    tiny_run: tuple[Path, dict], text_corpus: Path, tmp_path: Path
+    tiny_run: tuple[Path, dict],
+    text_corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """eval.split=valid scores the validation pairs (the test pairs stay for the report)."""
     first, full = tiny_run
     out = tmp_path / "valid"
     metrics = _run(out, text_corpus, "eval.split=valid", f"warm_start.from_run={first}")
+    assert "valid ROUGE-1/L F1" in capsys.readouterr().out  # the summary line names the split
     valid = [json.loads(line) for line in (text_corpus / "valid.jsonl").read_text().splitlines()]
     assert metrics["n_test"] == len(valid)
     assert "the valid pairs" in (out / "eval_table.md").read_text()
