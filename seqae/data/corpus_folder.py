@@ -16,7 +16,11 @@ __all__ = ["check_corpus_folder"]
 
 
 def check_corpus_folder(
-    out: str | os.PathLike[str], *, overwrite: bool, error: Callable[[str], Exception]
+    out: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    error: Callable[[str], Exception],
+    what: str = "--out",
 ) -> bool:
     """Refuse a corpus folder ``out`` that is a file, or a non-empty folder without
     ``overwrite``.
@@ -26,6 +30,7 @@ def check_corpus_folder(
         overwrite: Whether the corpus files of a non-empty folder may be replaced.
         error: The builder's exception class (a :class:`~seqae.errors.UsageError`), given the
             message.
+        what: How messages name ``out``: the option or config key it came from.
 
     Returns:
         Whether ``out`` is a non-empty folder (whose corpus files the builder replaces).
@@ -35,11 +40,11 @@ def check_corpus_folder(
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise error(f"--out {out} is a file; expected a folder for the corpus")
+        raise error(f"{what} {out} is a file; expected a folder for the corpus")
     used = out.is_dir() and any(out.iterdir())
     if used and not overwrite:
         raise error(
-            f"--out {out} exists and is not empty; pass --overwrite to replace the corpus "
+            f"{what} {out} exists and is not empty; pass --overwrite to replace the corpus "
             "files in it, or choose another folder"
         )
     return used

@@ -604,9 +604,7 @@ def build_text_corpus(
     outputs = [out / name for name in (*CORPUS_FILES.values(), "corpus.json")]
     for output in outputs:
         refuse_overwriting_inputs(output, inputs, what=what)
-    if out.exists() and not out.is_dir():
-        raise TextCorpusError(f"{what} {out} is a file; expected a folder for the corpus")
-    used = check_corpus_folder(out, overwrite=overwrite, error=TextCorpusError)
+    used = check_corpus_folder(out, overwrite=overwrite, error=TextCorpusError, what=what)
 
     pairs, n_descriptions, dropped = _collect_pairs(files)
     parts: dict[str, list[DescriptionPair]] = {part: [] for part in SPLIT_FRACTIONS}
