@@ -13,7 +13,9 @@ decodes the same ``--articles`` articles with :func:`seqae.text.summarize.summar
 ``seqae summarize`` runs), ``--repeats`` times after a warm-up; the median is reported.
 
 Modes: batched greedy (``--batch`` articles per batch, the peer every ratio is against),
-one article at a time (greedy), and batched beam search of each ``--beams`` width. Printed:
+one article at a time (greedy), batched beam search of each ``--beams`` width, and batched
+greedy and beam search that repeat no word (``no_repeat_ngram=1``, what ``summary_ae``
+evaluates; every other mode is unconstrained, whatever the folder says). Printed:
 ``RATIO <mode>/greedy summaries/s`` for each, measured in the same run on the same machine.
 """
 
@@ -111,19 +113,24 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, at most {limits['max_words']} words per summary"
     )
 
-    def run(beam: int, batch: int):
-        return lambda: summarize_texts(summarizer, articles, **limits, beam=beam, batch_size=batch)
+    def run(beam: int, batch: int, no_repeat: int = 0):
+        return lambda: summarize_texts(
+            summarizer, articles, **limits, beam=beam, batch_size=batch, no_repeat_ngram=no_repeat
+        )
 
     modes = {f"greedy, batch {args.batch}": run(1, args.batch), "greedy, batch 1": run(1, 1)}
     modes |= {f"beam {k}, batch {args.batch}": run(k, args.batch) for k in args.beams}
+    modes[f"greedy no-repeat, batch {args.batch}"] = run(1, args.batch, 1)
+    widest = max(args.beams)
+    modes[f"beam {widest} no-repeat, batch {args.batch}"] = run(widest, args.batch, 1)
     rates = {}
     for name, fn in modes.items():
         seconds = timed(fn, args.repeats)
         rates[name] = len(articles) / seconds
-        print(f"{name:>20}: {rates[name]:8.1f} summaries/s ({seconds:.2f} s)")
+        print(f"{name:>30}: {rates[name]:8.1f} summaries/s ({seconds:.2f} s)")
     peer = rates[f"greedy, batch {args.batch}"]
     for name, rate in rates.items():
-        if not name.startswith("greedy, batch " + str(args.batch)):
+        if name != f"greedy, batch {args.batch}":
             print(f"RATIO {name}/greedy summaries/s {rate / peer:.3f}")
 
 
