@@ -183,9 +183,7 @@ def load_corpus(data_cfg: dict[str, Any]) -> TextCorpus:
                 "built by `seqae data text`, or a missing or empty folder to build one in"
             )
         print(f"summary_ae: building the {data_cfg['preset']} text corpus into {corpus}")
-        build_text_corpus(
-            corpus, preset=data_cfg["preset"], overwrite=folder.exists(), what="data.corpus"
-        )
+        build_text_corpus(corpus, preset=data_cfg["preset"], overwrite=False, what="data.corpus")
     return load_text_corpus(data_cfg)
 
 

@@ -129,11 +129,8 @@ def _load_config(path: Path, *, seen: tuple[Path, ...]) -> dict[str, Any]:
     rules = _Rules(
         root=parent, nullable=tuple(_null_keys(data)), label="", schema=f"{base_path.name}'s"
     )
-    result = copy.deepcopy(parent)
     try:
-        for key, value in data.items():
-            _set(result, str(key), value, rules)
-        return result
+        return _merged(parent, data, rules)
     except ConfigError as exc:
         raise ConfigError(f"config file {path} (an overlay of {base_path.name}): {exc}") from None
 
@@ -217,21 +214,21 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+#: What a value must be to replace a default of each type, in words (bool before int).
+_EXPECTED = (
+    (bool, "true or false"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (Mapping, "a mapping"),
+)
+
+
 def _expected(default: Any) -> str:
     """What a value must be to replace ``default``, in words."""
-    if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, int):
-        return "an integer"
-    if isinstance(default, float):
-        return "a number"
-    if isinstance(default, str):
-        return "a string"
-    if isinstance(default, list):
-        return "a list"
-    if isinstance(default, Mapping):
-        return "a mapping"
-    return f"a {type(default).__name__}"
+    words = (text for kind, text in _EXPECTED if isinstance(default, kind))
+    return next(words, f"a {type(default).__name__}")
 
 
 @dataclass(frozen=True)
@@ -257,9 +254,7 @@ class _Rules:
 
 def _coerce(key: str, default: Any, value: Any, rules: _Rules) -> Any:
     """Check ``value`` against the type of ``default``; return the value to store."""
-    if default is None or (
-        value is None and key in rules.nullable
-    ):  # a null default takes anything
+    if default is None or (value is None and key in rules.nullable):  # a null default: anything
         return value
     if value is None:
         if key in rules.empty:
@@ -357,10 +352,7 @@ def apply_overrides(
     if not isinstance(overrides, Mapping):
         overrides, empty = _parse_overrides(overrides)
     rules = _Rules(root=cfg, allowed=tuple(extra_keys), nullable=tuple(nullable), empty=empty)
-    result = copy.deepcopy(dict(cfg))
-    for dotted, value in overrides.items():
-        _set(result, dotted, value, rules)
-    return result
+    return _merged(cfg, overrides, rules)
 
 
 def check_config(
@@ -394,9 +386,7 @@ def check_config(
         label="",
         schema=f"{schema_name}'s",
     )
-    result = copy.deepcopy(dict(schema))
-    for key, value in cfg.items():
-        _set(result, str(key), value, rules)
+    result = _merged(schema, cfg, rules)
     missing = _missing_keys(schema, cfg)
     if missing:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -417,6 +407,14 @@ def _missing_keys(schema: Mapping[str, Any], cfg: Mapping[str, Any], prefix: str
         elif isinstance(default, Mapping) and isinstance(cfg[key], Mapping):
             missing.extend(_missing_keys(default, cfg[key], f"{prefix}{key}."))
     return missing
+
+
+def _merged(base: Mapping[str, Any], values: Mapping[str, Any], rules: _Rules) -> dict[str, Any]:
+    """A copy of ``base`` with each (dotted) key of ``values`` set by :func:`_set`'s checks."""
+    result = copy.deepcopy(dict(base))
+    for key, value in values.items():
+        _set(result, str(key), value, rules)
+    return result
 
 
 def _is_extra(dotted: str, allowed: Sequence[str]) -> bool:

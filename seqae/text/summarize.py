@@ -33,8 +33,9 @@ Bad input (a folder that is not a summarizer, bytes that are not UTF-8, a line t
 JSON object or holds an unpaired surrogate, an object without a string ``article``, a
 pretty-printed JSON array, ``--out`` naming the input or a file in the ``--model`` folder, an
 ``--out`` that is a FIFO or a device or whose folder is missing) is one line ``seqae: error:
-...`` and exit status 2; nothing is written. A symbolic link ``--out`` is written through. A file ``--out`` is written
-atomically (:mod:`seqae.files`); ``-`` writes standard output.
+...`` and exit status 2; nothing is written. A file ``--out`` is written atomically
+(:mod:`seqae.files`; a symbolic link is written through to its target); ``-`` writes standard
+output.
 """
 
 from __future__ import annotations
